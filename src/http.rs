@@ -1,0 +1,390 @@
+//! The two HTTP agents and the retry loop.
+//!
+//! *Local* endpoints (IMDS, App Service, Arc) are plain HTTP on the machine and must never go
+//! through a proxy, whatever `HTTP(S)_PROXY` say. *Remote* endpoints (the registry, Entra ID) are
+//! HTTPS only, honour `HTTPS_PROXY`/`NO_PROXY`, and trust the system store plus `SSL_CERT_FILE` /
+//! `SSL_CERT_DIR`. Neither follows redirects, so a token is only ever sent where it was addressed.
+//! Bodies are read to a string with a size cap. This module knows nothing of tokens: callers put
+//! them in headers or forms and never into anything this module logs.
+
+use std::io::Read as _;
+use std::time::Duration;
+
+use ureq::Agent;
+use ureq::tls::{RootCerts, TlsConfig};
+
+use crate::context::{Deadline, Env};
+
+/// Connect timeout for local identity endpoints: off Azure, give up fast.
+pub const LOCAL_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Connect timeout for remote endpoints.
+pub const REMOTE_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+/// Largest response body read; tokens are a few KiB.
+pub const MAX_BODY_BYTES: u64 = 256 * 1024;
+
+const USER_AGENT: &str = concat!("docker-credential-acr/", env!("CARGO_PKG_VERSION"));
+
+/// A response, read in full (up to [`MAX_BODY_BYTES`]).
+#[derive(Debug, Clone, Default)]
+pub struct Response {
+    pub status: u16,
+    /// Header names lowercased, in arrival order.
+    pub headers: Vec<(String, String)>,
+    pub body: String,
+}
+
+impl Response {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.headers
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// ACR's and Azure's request id, for error messages.
+    pub fn correlation_id(&self) -> Option<&str> {
+        self.header("x-ms-correlation-request-id")
+            .or_else(|| self.header("x-ms-request-id"))
+    }
+
+    /// `Retry-After` in seconds (the HTTP-date form is ignored).
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.header("retry-after")?
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .map(Duration::from_secs)
+    }
+
+    /// The body, shortened and on one line, for an error message. Callers must only quote bodies
+    /// that cannot hold a token (error responses).
+    pub fn body_excerpt(&self) -> String {
+        let one_line: String = self
+            .body
+            .chars()
+            .map(|c| if c.is_control() { ' ' } else { c })
+            .take(300)
+            .collect();
+        one_line.trim().to_string()
+    }
+}
+
+/// Why no response arrived.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Transport {
+    #[error("could not connect ({0})")]
+    Connect(String),
+    #[error("host name not found")]
+    Dns,
+    #[error("timed out")]
+    Timeout,
+    #[error("TLS failed ({0}); if the registry uses a private CA, point SSL_CERT_FILE at it")]
+    Tls(String),
+    #[error("response larger than {MAX_BODY_BYTES} bytes")]
+    TooLarge,
+    #[error("proxy: {0}")]
+    Proxy(String),
+    #[error("{0}")]
+    Other(String),
+}
+
+fn transport(e: ureq::Error) -> Transport {
+    use ureq::Error as E;
+    match e {
+        E::Timeout(ureq::Timeout::Connect | ureq::Timeout::Resolve) => {
+            Transport::Connect("no answer within the connect timeout".into())
+        }
+        E::Timeout(_) => Transport::Timeout,
+        E::HostNotFound => Transport::Dns,
+        E::ConnectionFailed => Transport::Connect("connection failed".into()),
+        E::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => Transport::Timeout,
+        E::Io(io)
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused
+                    | std::io::ErrorKind::ConnectionReset
+                    | std::io::ErrorKind::HostUnreachable
+                    | std::io::ErrorKind::NetworkUnreachable
+                    | std::io::ErrorKind::AddrNotAvailable
+            ) =>
+        {
+            Transport::Connect(io.to_string())
+        }
+        E::BodyExceedsLimit(_) => Transport::TooLarge,
+        E::Tls(m) => Transport::Tls(m.to_string()),
+        E::Rustls(r) => Transport::Tls(r.to_string()),
+        E::InvalidProxyUrl => Transport::Proxy("invalid proxy URL".into()),
+        other => Transport::Other(other.to_string()),
+    }
+}
+
+/// An agent for local identity endpoints: plain HTTP allowed, no proxy, short connect timeout.
+pub fn local_agent() -> Agent {
+    Agent::config_builder()
+        .http_status_as_error(false)
+        .max_redirects(0)
+        .proxy(None)
+        .user_agent(USER_AGENT)
+        .timeout_connect(Some(LOCAL_CONNECT_TIMEOUT))
+        .build()
+        .new_agent()
+}
+
+/// An agent for `host` (a registry or Entra ID): HTTPS only, system trust store, proxy per
+/// `HTTPS_PROXY`/`ALL_PROXY` unless `NO_PROXY` names the host.
+pub fn remote_agent(env: &Env, host: &str) -> Result<Agent, Transport> {
+    let proxy = match proxy_for(env, host) {
+        Some(url) => Some(
+            ureq::Proxy::new(url)
+                .map_err(|e| Transport::Proxy(format!("HTTPS_PROXY is not usable: {e}")))?,
+        ),
+        None => None,
+    };
+    Ok(Agent::config_builder()
+        .http_status_as_error(false)
+        .https_only(true)
+        .max_redirects(0)
+        .proxy(proxy)
+        .user_agent(USER_AGENT)
+        .timeout_connect(Some(REMOTE_CONNECT_TIMEOUT))
+        .tls_config(
+            TlsConfig::builder()
+                .root_certs(RootCerts::PlatformVerifier)
+                .build(),
+        )
+        .build()
+        .new_agent())
+}
+
+/// The proxy URL to use for `host` (`host` or `host:port`), per the usual variables.
+pub fn proxy_for<'a>(env: &'a Env, host: &str) -> Option<&'a str> {
+    let proxy = ["HTTPS_PROXY", "https_proxy", "ALL_PROXY", "all_proxy"]
+        .iter()
+        .find_map(|name| env.get(name))?;
+    let no_proxy = env.get("NO_PROXY").or_else(|| env.get("no_proxy"));
+    if no_proxy.is_some_and(|list| no_proxy_matches(list, host)) {
+        None
+    } else {
+        Some(proxy)
+    }
+}
+
+/// `NO_PROXY` semantics as curl has them: `*`, exact hosts, and domain suffixes (`.example.com`
+/// or `example.com` both match `a.example.com`); an entry's port, if any, must match.
+pub fn no_proxy_matches(list: &str, target: &str) -> bool {
+    let (host, port) = split_port(target);
+    list.split([',', ' '])
+        .map(str::trim)
+        .filter(|e| !e.is_empty())
+        .any(|entry| {
+            if entry == "*" {
+                return true;
+            }
+            let (ehost, eport) = split_port(entry);
+            let ehost = ehost.trim_start_matches("*").trim_start_matches('.');
+            let ehost = ehost.to_ascii_lowercase();
+            let host_ok = host == ehost
+                || host
+                    .strip_suffix(ehost.as_str())
+                    .is_some_and(|head| head.ends_with('.'));
+            host_ok && eport.is_none_or(|p| Some(p) == port.or(Some("443")))
+        })
+}
+
+fn split_port(s: &str) -> (&str, Option<&str>) {
+    match s.rsplit_once(':') {
+        Some((h, p)) if !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()) => (h, Some(p)),
+        _ => (s, None),
+    }
+}
+
+/// One request. `form` makes it a form-encoded POST; otherwise a GET.
+pub struct Request<'a> {
+    pub url: &'a str,
+    pub headers: &'a [(&'a str, &'a str)],
+    pub query: &'a [(&'a str, &'a str)],
+    pub form: Option<&'a [(&'a str, &'a str)]>,
+}
+
+/// Sends one request within what is left of the deadline and reads the whole response.
+pub fn send(agent: &Agent, request: &Request, deadline: &Deadline) -> Result<Response, Transport> {
+    let remaining = deadline.remaining();
+    if remaining.is_zero() {
+        return Err(Transport::Timeout);
+    }
+    let result = if let Some(form) = request.form {
+        let mut builder = agent
+            .post(request.url)
+            .config()
+            .timeout_global(Some(remaining))
+            .build();
+        for (k, v) in request.headers {
+            builder = builder.header(*k, *v);
+        }
+        builder = builder.query_pairs(request.query.iter().copied());
+        builder.send_form(form.iter().copied())
+    } else {
+        let mut builder = agent
+            .get(request.url)
+            .config()
+            .timeout_global(Some(remaining))
+            .build();
+        for (k, v) in request.headers {
+            builder = builder.header(*k, *v);
+        }
+        builder = builder.query_pairs(request.query.iter().copied());
+        builder.call()
+    };
+    let mut response = result.map_err(transport)?;
+    let status = response.status().as_u16();
+    let headers = response
+        .headers()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.as_str().to_ascii_lowercase(),
+                String::from_utf8_lossy(v.as_bytes()).into_owned(),
+            )
+        })
+        .collect();
+    let mut bytes = Vec::new();
+    response
+        .body_mut()
+        .as_reader()
+        .take(MAX_BODY_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| match ureq::Error::from(e) {
+            ureq::Error::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => Transport::Timeout,
+            other => transport(other),
+        })?;
+    if bytes.len() as u64 > MAX_BODY_BYTES {
+        return Err(Transport::TooLarge);
+    }
+    Ok(Response {
+        status,
+        headers,
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    })
+}
+
+/// What the retry loop should do with an outcome.
+pub enum Verdict {
+    Done,
+    Retry,
+}
+
+/// Calls `attempt` until `judge` says done or the deadline leaves no room for another try.
+/// Waits grow exponentially from `first_delay` (capped at 8 s) with ±25 % jitter; a
+/// `Retry-After` from the server replaces the computed wait. Returns the last outcome and the
+/// number of attempts.
+pub fn retry(
+    deadline: &Deadline,
+    first_delay: Duration,
+    mut attempt: impl FnMut() -> Result<Response, Transport>,
+    judge: impl Fn(&Result<Response, Transport>) -> Verdict,
+) -> (Result<Response, Transport>, u32) {
+    let mut tries = 0u32;
+    loop {
+        let outcome = attempt();
+        tries += 1;
+        if let Verdict::Done = judge(&outcome) {
+            return (outcome, tries);
+        }
+        let computed = first_delay
+            .saturating_mul(1u32 << (tries - 1).min(5))
+            .min(Duration::from_secs(8));
+        let wait = match &outcome {
+            Ok(r) => r.retry_after().unwrap_or_else(|| jitter(computed)),
+            Err(_) => jitter(computed),
+        };
+        // Leave room for the next attempt to do something useful.
+        if wait + Duration::from_millis(100) >= deadline.remaining() {
+            return (outcome, tries);
+        }
+        std::thread::sleep(wait);
+    }
+}
+
+/// ±25 % of `d`, seeded from the clock and the pid (enough to spread processes apart).
+fn jitter(d: Duration) -> Duration {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |t| t.subsec_nanos())
+        ^ std::process::id().wrapping_mul(2_654_435_761);
+    let permille = 750 + u64::from(seed % 501);
+    Duration::from_millis((d.as_millis() as u64).saturating_mul(permille) / 1000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_proxy_rules() {
+        for (list, host, want) in [
+            ("*", "myreg.azurecr.io", true),
+            ("myreg.azurecr.io", "myreg.azurecr.io", true),
+            (".azurecr.io", "myreg.azurecr.io", true),
+            ("azurecr.io", "myreg.azurecr.io", true),
+            ("*.azurecr.io", "myreg.azurecr.io", true),
+            ("cr.io", "myreg.azurecr.io", false),
+            ("other.io, localhost", "myreg.azurecr.io", false),
+            ("localhost:8443", "localhost:8443", true),
+            ("localhost:8443", "localhost:9443", false),
+            ("myreg.azurecr.io:443", "myreg.azurecr.io", true),
+            ("MyReg.AzureCR.io", "myreg.azurecr.io", true),
+            ("", "myreg.azurecr.io", false),
+        ] {
+            assert_eq!(no_proxy_matches(list, host), want, "{list:?} vs {host:?}");
+        }
+    }
+
+    #[test]
+    fn proxy_choice_follows_the_variables() {
+        let env = Env::from_pairs([
+            ("HTTPS_PROXY", "http://127.0.0.1:3128"),
+            ("NO_PROXY", ".corp"),
+        ]);
+        assert_eq!(
+            proxy_for(&env, "myreg.azurecr.io"),
+            Some("http://127.0.0.1:3128")
+        );
+        assert_eq!(proxy_for(&env, "reg.corp"), None);
+        let env = Env::from_pairs([("HTTP_PROXY", "http://127.0.0.1:3128")]);
+        assert_eq!(
+            proxy_for(&env, "myreg.azurecr.io"),
+            None,
+            "HTTP_PROXY is for http:// only"
+        );
+    }
+
+    #[test]
+    fn response_helpers() {
+        let r = Response {
+            status: 429,
+            headers: vec![
+                ("retry-after".into(), " 3 ".into()),
+                ("x-ms-correlation-request-id".into(), "abc".into()),
+            ],
+            body: "line1\nline2".into(),
+        };
+        assert_eq!(r.retry_after(), Some(Duration::from_secs(3)));
+        assert_eq!(r.correlation_id(), Some("abc"));
+        assert_eq!(r.body_excerpt(), "line1 line2");
+    }
+
+    #[test]
+    fn jitter_stays_within_a_quarter() {
+        for _ in 0..100 {
+            let j = jitter(Duration::from_millis(1000));
+            assert!((750..=1250).contains(&j.as_millis()), "{j:?}");
+        }
+    }
+}

@@ -1,0 +1,207 @@
+//! docker-credential-acr: Azure Container Registry credentials from the machine's Azure identity.
+//!
+//! `get` reads a registry on stdin and, if it is an ACR login server this helper serves, returns
+//! an ACR refresh token: from the cache when fresh, otherwise by getting an AAD token for the
+//! machine's managed identity and exchanging it at the registry. Everything else (store, erase,
+//! list, version) is forgiving, so that `docker login`/`logout` never break.
+//!
+//! Only `main.rs` prints to stdout; this library writes into the `Write` it is handed.
+
+#![forbid(unsafe_code)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod cache;
+pub mod config;
+pub mod context;
+pub mod error;
+pub mod exchange;
+pub mod http;
+pub mod identity;
+pub mod jwt;
+pub mod protocol;
+pub mod registry;
+pub mod secret;
+
+use std::io::{Read, Write};
+
+pub use context::{Context, Env};
+pub use error::Error;
+
+use crate::cache::{Cache, Key};
+use crate::exchange::RefreshToken;
+use crate::identity::Identity;
+use crate::secret::Secret;
+
+/// What the user asked for on the command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    Get,
+    Store,
+    Erase,
+    List,
+    Version,
+    Help,
+}
+
+/// The usage line printed for a wrong command line.
+pub const USAGE: &str = "Usage: docker-credential-acr <get|store|erase|list|version|--help>";
+
+/// Turns the arguments (without the program name) into a command.
+pub fn parse_args(args: &[String]) -> Result<Command, Error> {
+    match args {
+        [one] => match one.as_str() {
+            "get" => Ok(Command::Get),
+            "store" => Ok(Command::Store),
+            "erase" => Ok(Command::Erase),
+            "list" => Ok(Command::List),
+            "version" | "--version" | "-v" => Ok(Command::Version),
+            "help" | "--help" | "-h" => Ok(Command::Help),
+            other => Err(Error::Usage(format!("unknown action: {other}"))),
+        },
+        [] => Err(Error::Usage("no action given".into())),
+        _ => Err(Error::Usage("expected exactly one action".into())),
+    }
+}
+
+/// Runs one helper command that needs the context. The reply is written to `out` only when
+/// complete, so a failure never leaves a partial line.
+pub fn run(
+    command: &Command,
+    ctx: &Context,
+    input: impl Read,
+    out: impl Write,
+) -> Result<(), Error> {
+    match command {
+        Command::Get => {
+            let server = protocol::read_request(input)?;
+            let secret = get(ctx, &server)?;
+            protocol::write_credentials(
+                out,
+                &protocol::Credentials {
+                    server_url: &server,
+                    username: protocol::TOKEN_USERNAME,
+                    secret: secret.expose(),
+                },
+            )
+            .map_err(Error::Stdout)
+        }
+        Command::Store => {
+            protocol::drain(input);
+            ctx.log
+                .info("store: credentials are not stored; the machine's identity is the source");
+            Ok(())
+        }
+        Command::Erase => {
+            let server = protocol::read_request(input)?;
+            let host = registry::normalize(&server);
+            if registry::is_served(&host, &ctx.config) {
+                let n = Cache::new(ctx).erase(&host);
+                ctx.log.info(format_args!(
+                    "erase: removed {n} cached token(s) for {host}"
+                ));
+            }
+            Ok(())
+        }
+        Command::List => {
+            protocol::drain(input);
+            let map: serde_json::Map<String, serde_json::Value> = Cache::new(ctx)
+                .registries()
+                .into_iter()
+                .map(|r| (r, protocol::TOKEN_USERNAME.into()))
+                .collect();
+            let mut line = serde_json::to_vec(&map).map_err(|e| Error::Stdout(e.into()))?;
+            line.push(b'\n');
+            write_all(out, &line)
+        }
+        Command::Version | Command::Help => Ok(()),
+    }
+}
+
+fn write_all(mut out: impl Write, bytes: &[u8]) -> Result<(), Error> {
+    out.write_all(bytes).map_err(Error::Stdout)
+}
+
+/// The `get` flow: host rules, then the cache, then identity and exchange on a miss.
+pub fn get(ctx: &Context, server: &str) -> Result<Secret, Error> {
+    if server.is_empty() {
+        return Err(Error::MissingServerUrl);
+    }
+    let host = registry::normalize(server);
+    if !registry::is_served(&host, &ctx.config) {
+        return Err(Error::NotFound);
+    }
+    let (identity, reason) = identity::choose(ctx, &host);
+    ctx.log
+        .debug(format_args!("{host}: using the {identity} ({reason:?})"));
+    let key = Key {
+        registry: host.clone(),
+        identity: identity.key(),
+        audience: ctx.resource().to_string(),
+        tenant: ctx.config.tenant.clone(),
+    };
+    Cache::new(ctx).get_or_refresh(&key, || fetch_refresh_token(ctx, &host, &identity))
+}
+
+/// Challenge, AAD token, exchange: a new ACR refresh token for `host`.
+pub fn fetch_refresh_token(
+    ctx: &Context,
+    host: &str,
+    identity: &Identity,
+) -> Result<RefreshToken, Error> {
+    let challenge = exchange::challenge(ctx, host)?;
+    let aad = identity::fetch_token(ctx, identity)?;
+    let tenant = ctx
+        .config
+        .tenant
+        .clone()
+        .or_else(|| aad.claims.tid.clone())
+        .ok_or_else(|| Error::NoTenant {
+            registry: host.into(),
+        })?;
+    let token = exchange::exchange(ctx, host, &challenge, &tenant, &aad, &identity.to_string())?;
+    ctx.log.info(format_args!(
+        "{host}: new refresh token {} expiring at {:?}",
+        token.token.fingerprint(),
+        token.claims.exp
+    ));
+    Ok(token)
+}
+
+/// `--help` text.
+pub const HELP: &str = concat!(
+    "docker-credential-acr ",
+    env!("CARGO_PKG_VERSION"),
+    r#" — Azure Container Registry credentials from the machine's managed identity
+
+Usage: docker-credential-acr <command>
+
+Docker credential-helper commands (request on stdin, reply on stdout):
+  get        registry host on stdin → {"ServerURL","Username":"<token>","Secret"} for ACR hosts;
+             "credentials not found in native keychain" (exit 1) for any other host
+  store      accepted and discarded (identities, not passwords, are the source)
+  erase      registry host on stdin → removes its cached tokens
+  list       JSON object of registries with a valid cached token
+  version    prints the name and version
+  --help     this text
+
+Served hosts: <name>.azurecr.io|.cn|.us, <name>-<hash>.azurecr.*, <name>.<region>.geo.azurecr.*,
+`login_server_suffixes` and `registries` from the configuration file. Nothing else, ever.
+
+Environment:
+  DOCKER_CREDENTIAL_ACR_CONFIG       configuration file (default: <config dir>/docker-credential-acr/config.json,
+                                     then /etc/docker-credential-acr/config.json)
+  DOCKER_CREDENTIAL_ACR_CACHE_DIR    cache directory (default: <cache dir>/docker-credential-acr)
+  DOCKER_CREDENTIAL_ACR_IMDS_ENDPOINT  IMDS base URL (default http://169.254.169.254);
+                                     AZURE_POD_IDENTITY_AUTHORITY_HOST is honoured too
+  DOCKER_CREDENTIAL_ACR_TIMEOUT      overall deadline in seconds (default 50, or timeout_seconds)
+  DOCKER_CREDENTIAL_ACR_LOG          error | warn (default) | info | debug, on stderr
+  AZURE_CLIENT_ID                    user-assigned identity by client id, unless the config names one
+  HTTPS_PROXY, NO_PROXY              used for registry traffic, never for IMDS
+  SSL_CERT_FILE, SSL_CERT_DIR        extra trusted CAs
+
+Docs: README.md and docs/ (configuration, clients, cache, troubleshooting).
+"#
+);
+
+/// The `version` line.
+pub const VERSION: &str = concat!("docker-credential-acr ", env!("CARGO_PKG_VERSION"));

@@ -1,0 +1,60 @@
+//! The command line: argv → command, environment → context, result → exit code and one line.
+//! The only place that prints.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use docker_credential_acr::{Command, Context, Env, Error, HELP, USAGE, VERSION, parse_args, run};
+
+fn main() -> ExitCode {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let command = match parse_args(&args) {
+        Ok(c) => c,
+        Err(e) => {
+            #[allow(clippy::print_stdout)]
+            {
+                println!("{USAGE}");
+                println!("docker-credential-acr: {e}");
+            }
+            return ExitCode::FAILURE;
+        }
+    };
+    match command {
+        Command::Version => return say(VERSION),
+        Command::Help => return say(HELP.trim_end()),
+        _ => {}
+    }
+    let ctx = match Context::from_env(Env::from_process()) {
+        Ok(ctx) => ctx,
+        Err(e) => return fail(&e),
+    };
+    let mut reply = Vec::new();
+    match run(&command, &ctx, std::io::stdin().lock(), &mut reply) {
+        Ok(()) => {
+            let mut out = std::io::stdout().lock();
+            if out.write_all(&reply).and_then(|()| out.flush()).is_err() {
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+fn say(line: &str) -> ExitCode {
+    #[allow(clippy::print_stdout)]
+    {
+        println!("{line}");
+    }
+    ExitCode::SUCCESS
+}
+
+/// One line on stdout (Docker shows it to the user), exit 1.
+fn fail(e: &Error) -> ExitCode {
+    #[allow(clippy::print_stdout)]
+    match e {
+        Error::NotFound | Error::MissingServerUrl => println!("{e}"),
+        _ => println!("docker-credential-acr: {e}"),
+    }
+    ExitCode::FAILURE
+}

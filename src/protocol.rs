@@ -1,0 +1,103 @@
+//! The Docker credential-helper wire format (PROTOCOLS.md §1).
+//!
+//! Owns: reading the server string from stdin (to EOF, trimmed, size-capped), the exact
+//! not-found text, and the one JSON line of a successful `get`. It does not decide anything about
+//! hosts or tokens.
+
+use std::io::{self, Read, Write};
+
+use serde::Serialize;
+
+use crate::error::Error;
+
+/// What Docker recognises as "no credentials here": it then proceeds anonymously.
+pub const NOT_FOUND: &str = "credentials not found in native keychain";
+/// What Docker recognises as an empty request.
+pub const MISSING_SERVER_URL: &str = "no credentials server URL";
+/// The username that makes clients treat the secret as an OAuth2 refresh token.
+pub const TOKEN_USERNAME: &str = "<token>";
+/// More than any registry reference; a larger stdin is not a server string.
+const MAX_REQUEST_BYTES: u64 = 64 * 1024;
+
+/// The reply to `get`.
+#[derive(Debug, Serialize)]
+pub struct Credentials<'a> {
+    #[serde(rename = "ServerURL")]
+    pub server_url: &'a str,
+    #[serde(rename = "Username")]
+    pub username: &'a str,
+    #[serde(rename = "Secret")]
+    pub secret: &'a str,
+}
+
+/// Reads the whole of stdin and trims it. Docker sends no newline; people typing do.
+pub fn read_request(mut input: impl Read) -> Result<String, Error> {
+    let mut bytes = Vec::new();
+    input
+        .by_ref()
+        .take(MAX_REQUEST_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(Error::Stdin)?;
+    if bytes.len() as u64 > MAX_REQUEST_BYTES {
+        return Err(Error::BadRequest(format!(
+            "more than {MAX_REQUEST_BYTES} bytes; expected a registry host such as myreg.azurecr.io"
+        )));
+    }
+    let text = String::from_utf8(bytes).map_err(|_| {
+        Error::BadRequest(
+            "not UTF-8 text; expected a registry host such as myreg.azurecr.io".into(),
+        )
+    })?;
+    Ok(text.trim().to_string())
+}
+
+/// Reads and discards all of stdin (for `store` and `list`, whose payload does not matter).
+pub fn drain(mut input: impl Read) {
+    let _ = io::copy(&mut input.by_ref().take(1 << 20), &mut io::sink());
+}
+
+/// Writes the `get` reply: one JSON object and a newline.
+pub fn write_credentials(mut out: impl Write, credentials: &Credentials) -> io::Result<()> {
+    let mut line = serde_json::to_vec(credentials).map_err(io::Error::other)?;
+    line.push(b'\n');
+    out.write_all(&line)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn credentials_line_is_exact() {
+        let mut out = Vec::new();
+        write_credentials(
+            &mut out,
+            &Credentials {
+                server_url: "https://myreg.azurecr.io",
+                username: TOKEN_USERNAME,
+                secret: "a.b.c",
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "{\"ServerURL\":\"https://myreg.azurecr.io\",\"Username\":\"<token>\",\"Secret\":\"a.b.c\"}\n"
+        );
+    }
+
+    #[test]
+    fn request_is_trimmed_and_bounded() {
+        assert_eq!(
+            read_request(&b"myreg.azurecr.io\n"[..]).unwrap(),
+            "myreg.azurecr.io"
+        );
+        assert_eq!(read_request(&b"  x \r\n"[..]).unwrap(), "x");
+        assert_eq!(read_request(&b""[..]).unwrap(), "");
+        assert!(matches!(
+            read_request(&b"\xff\xfe"[..]),
+            Err(Error::BadRequest(_))
+        ));
+        let big = vec![b'a'; 70 * 1024];
+        assert!(matches!(read_request(&big[..]), Err(Error::BadRequest(_))));
+    }
+}
