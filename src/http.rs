@@ -117,12 +117,21 @@ fn transport(e: ureq::Error) -> Transport {
         {
             Transport::Connect(io.to_string())
         }
+        E::Io(io) if looks_like_tls(&io.to_string()) => Transport::Tls(io.to_string()),
         E::BodyExceedsLimit(_) => Transport::TooLarge,
         E::Tls(m) => Transport::Tls(m.to_string()),
         E::Rustls(r) => Transport::Tls(r.to_string()),
         E::InvalidProxyUrl => Transport::Proxy("invalid proxy URL".into()),
         other => Transport::Other(other.to_string()),
     }
+}
+
+/// rustls reports handshake failures as I/O errors; tell them apart by their text.
+fn looks_like_tls(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    ["certificate", "handshake", "tls", "peer sent", "alert"]
+        .iter()
+        .any(|w| m.contains(w))
 }
 
 /// An agent for local identity endpoints: plain HTTP allowed, no proxy, short connect timeout.

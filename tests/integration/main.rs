@@ -1,1 +1,6 @@
-//! Integration tests.
+//! Integration tests: the built binary against fake IMDS and ACR servers on 127.0.0.1.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod get;

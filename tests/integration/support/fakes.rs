@@ -1,0 +1,409 @@
+//! Fake Azure parties on loopback: IMDS (HTTP), an ACR login server (HTTPS), and a CONNECT
+//! proxy that routes registry host names to the fake ACR and counts what passes through it.
+//! Their tokens are unsigned JWTs shaped like the real ones; every token issued is kept so tests
+//! can prove none of them leaks.
+
+use std::collections::VecDeque;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use super::server::{self, Recorded, Reply, Server};
+
+pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+pub const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
+pub const OBJECT_ID: &str = "66666666-7777-8888-9999-000000000000";
+pub const RESOURCE_ID: &str = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/team-a";
+pub const CORRELATION_ID: &str = "c0ffee00-1234-5678-9abc-def012345678";
+
+static SERIAL: AtomicU64 = AtomicU64::new(1);
+
+pub fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+/// An unsigned JWT with the given claims and a unique signature part.
+pub fn jwt(claims: &serde_json::Value) -> String {
+    let n = SERIAL.fetch_add(1, Ordering::SeqCst);
+    format!(
+        "{}.{}.{}",
+        URL_SAFE_NO_PAD.encode(br#"{"alg":"RS256","typ":"JWT"}"#),
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        URL_SAFE_NO_PAD.encode(format!("signature-{n}-{}", std::process::id()))
+    )
+}
+
+pub fn claims_of(token: &str) -> serde_json::Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
+}
+
+/// Every token any fake issued, for leak checks.
+#[derive(Default, Clone)]
+pub struct Issued(pub Arc<Mutex<Vec<String>>>);
+
+impl Issued {
+    pub fn push(&self, t: &str) {
+        self.0.lock().unwrap().push(t.to_string());
+    }
+    pub fn all(&self) -> Vec<String> {
+        self.0.lock().unwrap().clone()
+    }
+    pub fn contains(&self, t: &str) -> bool {
+        self.0.lock().unwrap().iter().any(|x| x == t)
+    }
+}
+
+// ---------------------------------------------------------------- IMDS
+
+pub struct ImdsState {
+    /// Answers given before normal service, one per request.
+    pub faults: Mutex<VecDeque<Reply>>,
+    /// Answer every request with this instead.
+    pub always: Mutex<Option<Reply>>,
+    /// The `tid` claim of issued tokens; `None` leaves it out.
+    pub tenant: Mutex<Option<String>>,
+    /// Selectors (`system`, `client_id=…`, `object_id=…`, `msi_res_id=…`) assigned to the VM.
+    pub assigned: Mutex<Vec<String>>,
+    pub issued: Issued,
+}
+
+pub struct FakeImds {
+    pub server: Server,
+    pub state: Arc<ImdsState>,
+}
+
+impl FakeImds {
+    pub fn start(issued: Issued) -> FakeImds {
+        let state = Arc::new(ImdsState {
+            faults: Mutex::new(VecDeque::new()),
+            always: Mutex::new(None),
+            tenant: Mutex::new(Some(TENANT.into())),
+            assigned: Mutex::new(vec![
+                "system".into(),
+                format!("client_id={CLIENT_ID}"),
+                format!("object_id={OBJECT_ID}"),
+                format!("msi_res_id={RESOURCE_ID}"),
+            ]),
+            issued,
+        });
+        let s = state.clone();
+        let server = Server::start(None, Arc::new(move |r| imds_reply(&s, r)));
+        FakeImds { server, state }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.server.port())
+    }
+
+    pub fn fail_next(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.state.faults.lock().unwrap().extend(replies);
+    }
+
+    pub fn always(&self, reply: Reply) {
+        *self.state.always.lock().unwrap() = Some(reply);
+    }
+
+    pub fn token_requests(&self) -> Vec<Recorded> {
+        self.server
+            .recorded()
+            .into_iter()
+            .filter(|r| r.path == "/metadata/identity/oauth2/token")
+            .collect()
+    }
+}
+
+fn imds_error(status: u16, error: &str, description: &str) -> Reply {
+    Reply::json(
+        status,
+        serde_json::json!({"error": error, "error_description": description}).to_string(),
+    )
+}
+
+fn imds_reply(state: &ImdsState, r: &Recorded) -> Reply {
+    if let Some(reply) = state.always.lock().unwrap().clone() {
+        return reply;
+    }
+    if let Some(reply) = state.faults.lock().unwrap().pop_front() {
+        return reply;
+    }
+    if r.path != "/metadata/identity/oauth2/token" {
+        return imds_error(404, "not_found", "no such path");
+    }
+    if r.header("metadata") != Some("true") {
+        return imds_error(
+            400,
+            "bad_request_102",
+            "Required metadata header not specified",
+        );
+    }
+    if r.query("api-version").is_none() {
+        return imds_error(400, "bad_request", "api-version missing");
+    }
+    let Some(resource) = r.query("resource") else {
+        return imds_error(400, "invalid_request", "resource missing");
+    };
+    if !resource.starts_with("https://") {
+        return imds_error(400, "invalid_resource", "AADSTS500011: resource not found");
+    }
+    let selectors: Vec<String> = ["client_id", "object_id", "msi_res_id"]
+        .iter()
+        .filter_map(|k| r.query(k).map(|v| format!("{k}={v}")))
+        .collect();
+    let selector = match selectors.as_slice() {
+        [] => "system".to_string(),
+        [one] => one.clone(),
+        _ => return imds_error(400, "invalid_request", "only one identity selector allowed"),
+    };
+    if !state.assigned.lock().unwrap().contains(&selector) {
+        return imds_error(400, "invalid_request", "Identity not found");
+    }
+    let now = now();
+    let mut claims = serde_json::json!({
+        "aud": resource, "iss": "https://sts.windows.net/fake/", "iat": now, "nbf": now,
+        "exp": now + 3600, "oid": format!("oid-{selector}"), "appid": "app-fake",
+    });
+    if let Some(tid) = state.tenant.lock().unwrap().clone() {
+        claims["tid"] = tid.into();
+    }
+    let token = jwt(&claims);
+    state.issued.push(&token);
+    Reply::json(
+        200,
+        serde_json::json!({
+            "access_token": token, "refresh_token": "", "expires_in": "3599",
+            "expires_on": (now + 3599).to_string(), "not_before": now.to_string(),
+            "resource": resource, "token_type": "Bearer",
+        })
+        .to_string(),
+    )
+}
+
+// ---------------------------------------------------------------- ACR
+
+pub struct AcrState {
+    pub challenge_faults: Mutex<VecDeque<Reply>>,
+    pub exchange_faults: Mutex<VecDeque<Reply>>,
+    /// Replace the challenge's realm (e.g. with a plain-HTTP or foreign one).
+    pub realm: Mutex<Option<String>>,
+    /// AAD `oid` values the registry refuses (no AcrPull role).
+    pub denied_oids: Mutex<Vec<String>>,
+    /// Refresh tokens: `iat = now - age`, `exp = iat + lifetime`.
+    pub refresh_age: Mutex<u64>,
+    pub refresh_lifetime: Mutex<u64>,
+    /// AAD tokens the registry accepts: those IMDS issued.
+    pub aad: Issued,
+    /// Refresh tokens it issued.
+    pub issued: Issued,
+    pub all_issued: Issued,
+}
+
+pub struct FakeAcr {
+    pub server: Server,
+    pub state: Arc<AcrState>,
+}
+
+impl FakeAcr {
+    pub fn start(tls: Arc<rustls::ServerConfig>, aad: Issued, all_issued: Issued) -> FakeAcr {
+        let state = Arc::new(AcrState {
+            challenge_faults: Mutex::new(VecDeque::new()),
+            exchange_faults: Mutex::new(VecDeque::new()),
+            realm: Mutex::new(None),
+            denied_oids: Mutex::new(vec![]),
+            refresh_age: Mutex::new(0),
+            refresh_lifetime: Mutex::new(3 * 3600),
+            aad,
+            issued: Issued::default(),
+            all_issued,
+        });
+        let s = state.clone();
+        let server = Server::start(Some(tls), Arc::new(move |r| acr_reply(&s, r)));
+        FakeAcr { server, state }
+    }
+
+    pub fn exchanges(&self) -> Vec<Recorded> {
+        self.server
+            .recorded()
+            .into_iter()
+            .filter(|r| r.path == "/oauth2/exchange")
+            .collect()
+    }
+
+    pub fn fail_exchange(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.state.exchange_faults.lock().unwrap().extend(replies);
+    }
+
+    pub fn fail_challenge(&self, replies: impl IntoIterator<Item = Reply>) {
+        self.state.challenge_faults.lock().unwrap().extend(replies);
+    }
+
+    /// Issue refresh tokens that are `age` seconds old and live `lifetime` seconds in all.
+    pub fn issue_tokens(&self, age: u64, lifetime: u64) {
+        *self.state.refresh_age.lock().unwrap() = age;
+        *self.state.refresh_lifetime.lock().unwrap() = lifetime;
+    }
+}
+
+pub fn oci_error(status: u16, code: &str, message: &str) -> Reply {
+    Reply::json(
+        status,
+        serde_json::json!({"errors": [{"code": code, "message": message, "detail": null}]})
+            .to_string(),
+    )
+    .header("X-Ms-Correlation-Request-Id", CORRELATION_ID)
+}
+
+fn host_of(r: &Recorded) -> String {
+    let host = r.header("host").unwrap_or("").to_ascii_lowercase();
+    host.strip_suffix(":443").unwrap_or(&host).to_string()
+}
+
+fn acr_reply(state: &AcrState, r: &Recorded) -> Reply {
+    let host = host_of(r);
+    match (r.method.as_str(), r.path.as_str()) {
+        ("GET", "/v2/") => {
+            if let Some(reply) = state.challenge_faults.lock().unwrap().pop_front() {
+                return reply;
+            }
+            let realm = state
+                .realm
+                .lock()
+                .unwrap()
+                .clone()
+                .unwrap_or_else(|| format!("https://{host}/oauth2/token"));
+            oci_error(401, "UNAUTHORIZED", "authentication required").header(
+                "WWW-Authenticate",
+                &format!(r#"Bearer realm="{realm}",service="{host}""#),
+            )
+        }
+        ("POST", "/oauth2/exchange") => {
+            if let Some(reply) = state.exchange_faults.lock().unwrap().pop_front() {
+                return reply;
+            }
+            let form = |k: &str| r.form_value(k).unwrap_or_default();
+            if form("grant_type") != "access_token" {
+                return oci_error(400, "UNSUPPORTED", "grant_type must be access_token");
+            }
+            if form("service") != host {
+                return oci_error(
+                    400,
+                    "INVALID_SERVICE",
+                    "service does not match the registry",
+                );
+            }
+            let aad = form("access_token");
+            if !state.aad.contains(&aad) {
+                return oci_error(401, "UNAUTHORIZED", "invalid AAD access token");
+            }
+            let claims = claims_of(&aad);
+            if claims["tid"].as_str() != Some(form("tenant").as_str()) {
+                return oci_error(401, "UNAUTHORIZED", "tenant does not match the token");
+            }
+            let oid = claims["oid"].as_str().unwrap_or("").to_string();
+            if state.denied_oids.lock().unwrap().contains(&oid) {
+                return oci_error(
+                    401,
+                    "UNAUTHORIZED",
+                    "the identity is not authorized to access the registry",
+                );
+            }
+            let iat = now() - *state.refresh_age.lock().unwrap();
+            let exp = iat + *state.refresh_lifetime.lock().unwrap();
+            let token = jwt(&serde_json::json!({
+                "jti": format!("jti-{}", SERIAL.load(Ordering::SeqCst)), "sub": oid,
+                "nbf": iat, "exp": exp, "iat": iat, "iss": "Azure Container Registry",
+                "aud": host, "version": "1.0", "grant_type": "refresh_token",
+                "tenant": form("tenant"), "permissions": {"actions": ["*"], "notActions": []},
+            }));
+            state.issued.push(&token);
+            state.all_issued.push(&token);
+            Reply::json(200, serde_json::json!({"refresh_token": token}).to_string())
+                .header("X-Ms-Correlation-Request-Id", CORRELATION_ID)
+        }
+        _ => oci_error(404, "NOT_FOUND", "no such endpoint"),
+    }
+}
+
+// ---------------------------------------------------------------- proxy
+
+/// A CONNECT proxy that sends every tunnel to `target` and records the requested authorities.
+pub struct FakeProxy {
+    pub addr: SocketAddr,
+    pub connects: Arc<Mutex<Vec<String>>>,
+}
+
+impl FakeProxy {
+    pub fn start(target: SocketAddr) -> FakeProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let connects = Arc::new(Mutex::new(Vec::new()));
+        let seen = connects.clone();
+        thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut client) = stream else { continue };
+                let seen = seen.clone();
+                thread::spawn(move || {
+                    let Some(request) = server::read_request(&mut client) else {
+                        return;
+                    };
+                    seen.lock()
+                        .unwrap()
+                        .push(format!("{} {}", request.method, request.path));
+                    if request.method != "CONNECT" {
+                        let _ = client.write_all(
+                            b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
+                        return;
+                    }
+                    let Ok(upstream) = TcpStream::connect(target) else {
+                        let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
+                        return;
+                    };
+                    let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                    pipe(client, upstream);
+                });
+            }
+        });
+        FakeProxy { addr, connects }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    pub fn connects(&self) -> Vec<String> {
+        self.connects.lock().unwrap().clone()
+    }
+}
+
+fn pipe(a: TcpStream, b: TcpStream) {
+    let (mut a2, mut b2) = (a.try_clone().unwrap(), b.try_clone().unwrap());
+    let (mut a, mut b) = (a, b);
+    let t = thread::spawn(move || {
+        let _ = copy(&mut a2, &mut b2);
+        let _ = b2.shutdown(std::net::Shutdown::Write);
+    });
+    let _ = copy(&mut b, &mut a);
+    let _ = a.shutdown(std::net::Shutdown::Write);
+    let _ = t.join();
+}
+
+fn copy(from: &mut TcpStream, to: &mut TcpStream) -> std::io::Result<()> {
+    let mut buf = [0u8; 16 * 1024];
+    loop {
+        let n = from.read(&mut buf)?;
+        if n == 0 {
+            return Ok(());
+        }
+        to.write_all(&buf[..n])?;
+    }
+}

@@ -1,0 +1,220 @@
+//! Test support: fake servers on loopback and a runner for the built binary.
+
+#![allow(dead_code)]
+
+pub mod fakes;
+pub mod pki;
+pub mod server;
+
+use std::fmt;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+use fakes::{FakeAcr, FakeImds, FakeProxy, Issued};
+use pki::Pki;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_docker-credential-acr");
+pub const NOT_FOUND: &str = "credentials not found in native keychain";
+
+/// What one run of the helper did. Its `Debug`/`Display` redact every JWT-shaped string.
+pub struct Out {
+    pub code: Option<i32>,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Out {
+    /// The parsed `get` reply; panics (redacted) if it is not one.
+    pub fn credentials(&self) -> serde_json::Value {
+        assert_eq!(self.code, Some(0), "helper failed:\n{self}");
+        assert!(self.stdout.ends_with('\n'), "{self}");
+        assert_eq!(self.stdout.lines().count(), 1, "{self}");
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("{e}: {self}"))
+    }
+
+    pub fn secret(&self) -> String {
+        self.credentials()["Secret"].as_str().unwrap().to_string()
+    }
+
+    /// Asserts a failure with one stdout line and returns it.
+    pub fn error_line(&self) -> String {
+        assert_eq!(self.code, Some(1), "expected exit 1:\n{self}");
+        assert_eq!(self.stdout.lines().count(), 1, "expected one line:\n{self}");
+        self.stdout.trim_end().to_string()
+    }
+
+    pub fn assert_not_found(&self) {
+        assert_eq!(self.code, Some(1), "{self}");
+        assert_eq!(self.stdout.trim_end(), NOT_FOUND, "{self}");
+    }
+}
+
+impl fmt::Display for Out {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "exit: {:?}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code,
+            redact(&self.stdout),
+            redact(&self.stderr)
+        )
+    }
+}
+
+impl fmt::Debug for Out {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Replaces every run that starts with `eyJ` (a base64url JSON object: a JWT) by a fingerprint.
+pub fn redact(s: &str) -> String {
+    let mut out = String::new();
+    let mut rest = s;
+    while let Some(i) = rest.find("eyJ") {
+        out.push_str(&rest[..i]);
+        let tail = &rest[i..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_' || c == '-'))
+            .unwrap_or(tail.len());
+        out.push_str(&format!(
+            "<jwt {}>",
+            docker_credential_acr::secret::fingerprint(&tail.as_bytes()[..end])
+        ));
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// A temp HOME, the fakes, and a way to run the helper against them. Registry hosts reach the
+/// fake ACR through the fake CONNECT proxy (`HTTPS_PROXY`), so names like `myreg.azurecr.io`
+/// work without touching DNS; `localhost:<port>` listed under `registries` reaches it directly.
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub pki: Pki,
+    pub imds: FakeImds,
+    pub acr: FakeAcr,
+    pub proxy: FakeProxy,
+    /// Every token any fake issued (AAD and ACR).
+    pub issued: Issued,
+    pub aad: Issued,
+    pub env: Vec<(String, String)>,
+}
+
+impl World {
+    pub fn new() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let pki = Pki::generate(dir.path());
+        let aad = Issued::default();
+        let all = Issued::default();
+        let imds = FakeImds::start(aad.clone());
+        let acr = FakeAcr::start(pki.server.clone(), aad.clone(), all.clone());
+        let proxy = FakeProxy::start(acr.server.addr);
+        std::fs::create_dir_all(dir.path().join("home")).unwrap();
+        let mut w = World {
+            dir,
+            pki,
+            imds,
+            acr,
+            proxy,
+            issued: all,
+            aad,
+            env: vec![],
+        };
+        w.env = vec![
+            ("HOME".into(), w.home().display().to_string()),
+            ("PATH".into(), "/usr/bin:/bin".into()),
+            ("DOCKER_CREDENTIAL_ACR_IMDS_ENDPOINT".into(), w.imds.url()),
+            (
+                "DOCKER_CREDENTIAL_ACR_CACHE_DIR".into(),
+                w.cache_dir().display().to_string(),
+            ),
+            (
+                "DOCKER_CREDENTIAL_ACR_CONFIG".into(),
+                w.config_path().display().to_string(),
+            ),
+            ("SSL_CERT_FILE".into(), w.pki.ca_file.display().to_string()),
+            ("HTTPS_PROXY".into(), w.proxy.url()),
+        ];
+        w.write_config("{}");
+        w
+    }
+
+    pub fn home(&self) -> PathBuf {
+        self.dir.path().join("home")
+    }
+    pub fn cache_dir(&self) -> PathBuf {
+        self.dir.path().join("cache")
+    }
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.path().join("config.json")
+    }
+    pub fn write_config(&self, text: &str) {
+        std::fs::write(self.config_path(), text).unwrap();
+    }
+    /// The fake registry reached directly, as a `registries` entry.
+    pub fn direct_host(&self) -> String {
+        format!("localhost:{}", self.acr.server.port())
+    }
+
+    pub fn set_env(&mut self, k: &str, v: &str) {
+        self.env.retain(|(n, _)| n != k);
+        self.env.push((k.into(), v.into()));
+    }
+    pub fn unset_env(&mut self, k: &str) {
+        self.env.retain(|(n, _)| n != k);
+    }
+
+    /// Runs the helper with a scrubbed environment: the world's variables plus `extra`.
+    pub fn run(&self, args: &[&str], stdin: &str, extra: &[(&str, &str)]) -> Out {
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env_clear()
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let mut input = child.stdin.take().unwrap();
+        let _ = input.write_all(stdin.as_bytes());
+        drop(input);
+        let output = child.wait_with_output().unwrap();
+        Out {
+            code: output.status.code(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
+    }
+
+    pub fn get(&self, server: &str) -> Out {
+        self.run(&["get"], server, &[])
+    }
+
+    /// Requests the fakes saw: IMDS, ACR, proxy.
+    pub fn traffic(&self) -> (usize, usize, usize) {
+        (
+            self.imds.server.total(),
+            self.acr.server.total(),
+            self.proxy.connects().len(),
+        )
+    }
+
+    /// Asserts no issued token appears in `text`.
+    pub fn assert_no_token_in(&self, what: &str, text: &str) {
+        for t in self.issued.all().iter().chain(self.aad.all().iter()) {
+            assert!(
+                !text.contains(t.as_str()),
+                "{what} contains a token ({}):\n{}",
+                docker_credential_acr::secret::fingerprint(t.as_bytes()),
+                redact(text)
+            );
+        }
+    }
+}
