@@ -58,6 +58,12 @@ pub enum Error {
     #[error("configuration file {0}; fix the file or remove it")]
     Config(ConfigError),
 
+    #[error("cannot configure {}: {why}", path.display())]
+    Configure {
+        path: std::path::PathBuf,
+        why: String,
+    },
+
     #[error("environment variable {name}: {why}")]
     Environment { name: &'static str, why: String },
 

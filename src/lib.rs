@@ -12,6 +12,7 @@
 
 pub mod cache;
 pub mod config;
+pub mod configure;
 pub mod context;
 pub mod error;
 pub mod exchange;
@@ -41,13 +42,24 @@ pub enum Command {
     List,
     Version,
     Help,
+    /// `configure docker|podman [--config PATH] REGISTRY...`
+    Configure {
+        client: configure::Client,
+        path: Option<std::path::PathBuf>,
+        registries: Vec<String>,
+    },
 }
 
 /// The usage line printed for a wrong command line.
-pub const USAGE: &str = "Usage: docker-credential-acr <get|store|erase|list|version|--help>";
+pub const USAGE: &str = "Usage: docker-credential-acr <get|store|erase|list|version|--help>\n       docker-credential-acr configure <docker|podman> [--config PATH] REGISTRY...";
 
 /// Turns the arguments (without the program name) into a command.
 pub fn parse_args(args: &[String]) -> Result<Command, Error> {
+    if let [first, rest @ ..] = args
+        && first == "configure"
+    {
+        return parse_configure(rest);
+    }
     match args {
         [one] => match one.as_str() {
             "get" => Ok(Command::Get),
@@ -61,6 +73,34 @@ pub fn parse_args(args: &[String]) -> Result<Command, Error> {
         [] => Err(Error::Usage("no action given".into())),
         _ => Err(Error::Usage("expected exactly one action".into())),
     }
+}
+
+fn parse_configure(args: &[String]) -> Result<Command, Error> {
+    let usage = || Error::Usage("configure <docker|podman> [--config PATH] REGISTRY...".into());
+    let (client, rest) = match args {
+        [c, rest @ ..] if c == "docker" => (configure::Client::Docker, rest),
+        [c, rest @ ..] if c == "podman" => (configure::Client::Podman, rest),
+        _ => return Err(usage()),
+    };
+    let mut path = None;
+    let mut registries = Vec::new();
+    let mut it = rest.iter();
+    while let Some(arg) = it.next() {
+        match arg.as_str() {
+            "--config" => path = Some(it.next().ok_or_else(usage)?.into()),
+            a if a.starts_with("--config=") => path = Some(a["--config=".len()..].into()),
+            a if a.starts_with('-') => return Err(usage()),
+            a => registries.push(a.to_string()),
+        }
+    }
+    if registries.is_empty() {
+        return Err(usage());
+    }
+    Ok(Command::Configure {
+        client,
+        path,
+        registries,
+    })
 }
 
 /// Runs one helper command that needs the context. The reply is written to `out` only when
@@ -112,6 +152,39 @@ pub fn run(
             let mut line = serde_json::to_vec(&map).map_err(|e| Error::Stdout(e.into()))?;
             line.push(b'\n');
             write_all(out, &line)
+        }
+        Command::Configure {
+            client,
+            path,
+            registries,
+        } => {
+            let path = match path
+                .clone()
+                .or_else(|| configure::default_path(*client, ctx))
+            {
+                Some(p) => p,
+                None => {
+                    return Err(Error::Usage(
+                        "no home directory to find the client configuration in; pass --config PATH"
+                            .into(),
+                    ));
+                }
+            };
+            let outcome = configure::add_cred_helpers(ctx, &path, registries)?;
+            let mut text = String::new();
+            for host in &outcome.added {
+                text.push_str(&format!(
+                    "added credHelpers \"{host}\": \"acr\" to {}\n",
+                    outcome.path.display()
+                ));
+            }
+            for host in &outcome.unchanged {
+                text.push_str(&format!(
+                    "already configured: {host} in {}\n",
+                    outcome.path.display()
+                ));
+            }
+            write_all(out, text.as_bytes())
         }
         Command::Version | Command::Help => Ok(()),
     }
@@ -183,6 +256,12 @@ Docker credential-helper commands (request on stdin, reply on stdout):
   list       JSON object of registries with a valid cached token
   version    prints the name and version
   --help     this text
+
+Client wiring:
+  configure docker [--config PATH] REGISTRY...
+             adds "credHelpers": {"REGISTRY": "acr"} to ~/.docker/config.json ($DOCKER_CONFIG)
+  configure podman [--config PATH] REGISTRY...
+             the same in ~/.config/containers/auth.json ($REGISTRY_AUTH_FILE) for podman, skopeo, buildah
 
 Served hosts: <name>.azurecr.io|.cn|.us, <name>-<hash>.azurecr.*, <name>.<region>.geo.azurecr.*,
 `login_server_suffixes` and `registries` from the configuration file. Nothing else, ever.

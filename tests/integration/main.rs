@@ -4,4 +4,5 @@
 mod support;
 
 mod cache;
+mod configure;
 mod get;
