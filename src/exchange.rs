@@ -18,6 +18,8 @@ use crate::registry;
 use crate::secret::Secret;
 
 const FIRST_RETRY: Duration = Duration::from_millis(500);
+/// One registry attempt may take this long before it is retried.
+const PER_TRY: Duration = Duration::from_secs(30);
 
 /// Where and for which service to exchange tokens, learnt from the registry's challenge.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,9 +61,10 @@ pub fn challenge(ctx: &Context, host: &str) -> Result<Challenge, Error> {
     let (outcome, _) = http::retry(
         &ctx.deadline,
         FIRST_RETRY,
-        || http::send(&agent, &request, &ctx.deadline),
+        || http::send(&agent, &request, &ctx.deadline, PER_TRY),
         |r| match r {
             Ok(resp) if resp.status == 429 || resp.status >= 500 => Verdict::Retry,
+            Err(e) if http::is_transient(e) => Verdict::Retry,
             _ => Verdict::Done,
         },
     );
@@ -239,7 +242,7 @@ pub fn exchange(
         &ctx.deadline,
         FIRST_RETRY,
         || {
-            let r = http::send(&agent, &request, &ctx.deadline);
+            let r = http::send(&agent, &request, &ctx.deadline, PER_TRY);
             if let Ok(resp) = &r {
                 ctx.log.debug(format_args!(
                     "registry: exchange answered HTTP {}",
@@ -250,6 +253,7 @@ pub fn exchange(
         },
         |r| match r {
             Ok(resp) if resp.status == 429 || resp.status >= 500 => Verdict::Retry,
+            Err(e) if http::is_transient(e) => Verdict::Retry,
             _ => Verdict::Done,
         },
     );
@@ -341,12 +345,7 @@ pub fn upstream(r: &Response) -> Upstream {
         Some(e) => (e.code, e.message),
         None => (body.error, body.error_description),
     };
-    let clip = |s: String| -> String {
-        s.chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .take(300)
-            .collect()
-    };
+    let clip = |s: String| crate::secret::quote(&s);
     let message = message.map(clip).or_else(|| {
         let excerpt = r.body_excerpt();
         (code.is_none() && !excerpt.is_empty()).then_some(excerpt)

@@ -63,16 +63,10 @@ impl Response {
             .map(Duration::from_secs)
     }
 
-    /// The body, shortened and on one line, for an error message. Callers must only quote bodies
-    /// that cannot hold a token (error responses).
+    /// The body, shortened, on one line and with token-like text redacted, for an error message.
+    /// Callers quote only error responses.
     pub fn body_excerpt(&self) -> String {
-        let one_line: String = self
-            .body
-            .chars()
-            .map(|c| if c.is_control() { ' ' } else { c })
-            .take(300)
-            .collect();
-        one_line.trim().to_string()
+        crate::secret::quote(&self.body)
     }
 }
 
@@ -109,7 +103,6 @@ fn transport(e: ureq::Error) -> Transport {
             if matches!(
                 io.kind(),
                 std::io::ErrorKind::ConnectionRefused
-                    | std::io::ErrorKind::ConnectionReset
                     | std::io::ErrorKind::HostUnreachable
                     | std::io::ErrorKind::NetworkUnreachable
                     | std::io::ErrorKind::AddrNotAvailable
@@ -222,9 +215,15 @@ pub struct Request<'a> {
     pub form: Option<&'a [(&'a str, &'a str)]>,
 }
 
-/// Sends one request within what is left of the deadline and reads the whole response.
-pub fn send(agent: &Agent, request: &Request, deadline: &Deadline) -> Result<Response, Transport> {
-    let remaining = deadline.remaining();
+/// Sends one request and reads the whole response, within `per_try` and what is left of the
+/// deadline.
+pub fn send(
+    agent: &Agent,
+    request: &Request,
+    deadline: &Deadline,
+    per_try: Duration,
+) -> Result<Response, Transport> {
+    let remaining = deadline.remaining().min(per_try);
     if remaining.is_zero() {
         return Err(Transport::Timeout);
     }
@@ -281,6 +280,12 @@ pub fn send(agent: &Agent, request: &Request, deadline: &Deadline) -> Result<Res
         headers,
         body: String::from_utf8_lossy(&bytes).into_owned(),
     })
+}
+
+/// Transport failures worth another try: the request may not have been answered because the
+/// server was busy or restarting. Connection refusals, DNS and TLS failures are not.
+pub fn is_transient(e: &Transport) -> bool {
+    matches!(e, Transport::Timeout | Transport::Other(_))
 }
 
 /// What the retry loop should do with an outcome.

@@ -22,6 +22,8 @@ pub const IMDS_API_VERSION: &str = "2018-02-01";
 pub const IMDS_TOKEN_PATH: &str = "/metadata/identity/oauth2/token";
 /// The first retry waits about this long; later ones double (PROTOCOLS.md §2.2).
 const FIRST_RETRY: Duration = Duration::from_millis(500);
+/// One IMDS attempt may take this long before it counts as a timeout and is retried.
+const PER_TRY: Duration = Duration::from_secs(20);
 
 /// Which managed identity to use.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -126,7 +128,7 @@ pub fn fetch_token(ctx: &Context, identity: &Identity) -> Result<AadToken, Error
         &ctx.deadline,
         FIRST_RETRY,
         || {
-            let r = http::send(&agent, &request, &ctx.deadline);
+            let r = http::send(&agent, &request, &ctx.deadline, PER_TRY);
             match &r {
                 Ok(resp) => ctx
                     .log
@@ -137,6 +139,7 @@ pub fn fetch_token(ctx: &Context, identity: &Identity) -> Result<AadToken, Error
         },
         |r| match r {
             Ok(resp) if is_imds_retryable(resp.status) => Verdict::Retry,
+            Err(e) if http::is_transient(e) => Verdict::Retry,
             _ => Verdict::Done,
         },
     );
@@ -235,7 +238,9 @@ pub fn parse_imds_response(response: &Response) -> Result<AadToken, ImdsFailure>
     if response.status != 200 {
         let err: ImdsErrorResponse = serde_json::from_str(&response.body).unwrap_or_default();
         let detail = match (&err.error, &err.error_description) {
-            (Some(e), Some(d)) => format!("HTTP {} {e}: {}", response.status, one_line(d)),
+            (Some(e), Some(d)) => {
+                format!("HTTP {} {e}: {}", response.status, crate::secret::quote(d))
+            }
             (Some(e), None) => format!("HTTP {} {e}", response.status),
             _ => format!("HTTP {} {}", response.status, response.body_excerpt()),
         };
@@ -266,13 +271,6 @@ pub fn parse_imds_response(response: &Response) -> Result<AadToken, ImdsFailure>
         claims,
         expires_on,
     })
-}
-
-fn one_line(s: &str) -> String {
-    s.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .take(300)
-        .collect()
 }
 
 /// serde_json's message without any quoted input (which could be part of a token).

@@ -16,8 +16,11 @@ pub fn normalize(input: &str) -> String {
     let s = strip_prefix_ignore_case(s, "https://")
         .or_else(|| strip_prefix_ignore_case(s, "http://"))
         .unwrap_or(s);
-    let s = s.split('/').next().unwrap_or("");
-    let s = s.strip_suffix(":443").unwrap_or(s);
+    let s = s.split('/').next().unwrap_or("").trim();
+    let s = match s.strip_suffix(":443") {
+        Some(host) if !host.contains(':') => host.trim(),
+        _ => s,
+    };
     s.to_ascii_lowercase()
 }
 
@@ -115,6 +118,8 @@ mod tests {
             ("myreg.azurecr.io/team/app", "myreg.azurecr.io"),
             ("localhost:8443", "localhost:8443"),
             ("https://index.docker.io/v1/", "index.docker.io"),
+            ("myreg.azurecr.io:443:443", "myreg.azurecr.io:443:443"),
+            ("[::1]:443", "[::1]:443"),
             ("", ""),
         ] {
             assert_eq!(normalize(input), want, "{input:?}");

@@ -45,9 +45,72 @@ pub fn fingerprint(bytes: &[u8]) -> String {
     format!("fp:{:08x}", digest(bytes) >> 32)
 }
 
+/// Text from a server, made fit for an error line: one line, at most 300 characters, and every
+/// run that could be a token (a JWT, or 48+ characters of base64-like text) replaced by its
+/// fingerprint — in case a server echoes what it was sent.
+pub fn quote(text: &str) -> String {
+    let is_tokenish =
+        |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '+' | '=');
+    let mut out = String::new();
+    let mut run = String::new();
+    let flush = |run: &mut String, out: &mut String| {
+        let jwt_like = run.find("eyJ").is_some_and(|i| run.len() - i >= 10);
+        if jwt_like || run.len() >= 48 {
+            out.push_str(&format!("[redacted {}]", fingerprint(run.as_bytes())));
+        } else {
+            out.push_str(run);
+        }
+        run.clear();
+    };
+    for c in text.chars() {
+        if is_tokenish(c) {
+            run.push(c);
+        } else {
+            flush(&mut run, &mut out);
+            out.push(if c.is_control() { ' ' } else { c });
+        }
+    }
+    flush(&mut run, &mut out);
+    let out = out.trim();
+    match out.char_indices().nth(300) {
+        Some((i, _)) => format!("{}…", &out[..i]),
+        None => out.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn quote_redacts_tokens_and_keeps_messages() {
+        assert_eq!(quote("bad token\nsecond line"), "bad token second line");
+        let q = quote("invalid token eyJhbGciOi.eyJzdWIi.c2lnbmF0dXJl here");
+        assert!(
+            q.starts_with("invalid token [redacted fp:") && q.ends_with("] here"),
+            "{q}"
+        );
+        assert!(!q.contains("eyJ"));
+        let q = quote("tokeneyJhbGciOi.eyJzdWIi.c2ln denied");
+        assert!(
+            q.starts_with("[redacted fp:") && q.ends_with("] denied"),
+            "{q}"
+        );
+        let opaque = "A".repeat(60);
+        assert!(!quote(&format!("key {opaque}")).contains(&opaque));
+        let q = quote(
+            "client with IP '203.0.113.9' is not allowed access. Refer https://aka.ms/acr/firewall",
+        );
+        assert_eq!(
+            q,
+            "client with IP '203.0.113.9' is not allowed access. Refer https://aka.ms/acr/firewall"
+        );
+        assert_eq!(
+            quote("11111111-2222-3333-4444-555555555555"),
+            "11111111-2222-3333-4444-555555555555"
+        );
+        assert_eq!(quote(&"ab ".repeat(200)).chars().count(), 301);
+    }
 
     #[test]
     fn debug_never_shows_the_token() {

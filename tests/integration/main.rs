@@ -5,4 +5,6 @@ mod support;
 
 mod cache;
 mod configure;
+mod faults;
 mod get;
+mod properties;

@@ -206,6 +206,22 @@ impl World {
         )
     }
 
+    /// Gets an AAD token from the fake IMDS directly (as a test's own client would).
+    pub fn imds_token(&self) -> String {
+        use std::io::{Read as _, Write as _};
+        let mut s = std::net::TcpStream::connect(self.imds.server.addr).unwrap();
+        write!(
+            s,
+            "GET /metadata/identity/oauth2/token?api-version=2018-02-01&resource=https%3A%2F%2Fcontainerregistry.azure.net HTTP/1.1\r\nHost: imds\r\nMetadata: true\r\n\r\n"
+        )
+        .unwrap();
+        let mut text = String::new();
+        s.read_to_string(&mut text).unwrap();
+        let body = text.split("\r\n\r\n").nth(1).unwrap();
+        let v: serde_json::Value = serde_json::from_str(body).unwrap();
+        v["access_token"].as_str().unwrap().to_string()
+    }
+
     /// Asserts no issued token appears in `text`.
     pub fn assert_no_token_in(&self, what: &str, text: &str) {
         for t in self.issued.all().iter().chain(self.aad.all().iter()) {
@@ -216,5 +232,36 @@ impl World {
                 redact(text)
             );
         }
+    }
+}
+
+/// A loopback address that accepts no connection and refuses none: a listener whose accept
+/// queue is full, so further SYNs are dropped, like a firewall that blackholes traffic.
+/// Keep the returned value alive while it is used.
+pub struct Blackhole {
+    pub addr: std::net::SocketAddr,
+    _listener: std::net::TcpListener,
+    _held: Vec<std::net::TcpStream>,
+}
+
+impl Blackhole {
+    pub fn new() -> Blackhole {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut held = Vec::new();
+        for _ in 0..10_000 {
+            match std::net::TcpStream::connect_timeout(&addr, std::time::Duration::from_millis(300))
+            {
+                Ok(s) => held.push(s),
+                Err(_) => {
+                    return Blackhole {
+                        addr,
+                        _listener: listener,
+                        _held: held,
+                    };
+                }
+            }
+        }
+        panic!("could not fill the accept queue of {addr}");
     }
 }
