@@ -395,6 +395,10 @@ fn issued_at(claims: &Claims, now: u64) -> u64 {
     claims.iat.filter(|&iat| iat <= now + 60).unwrap_or(now)
 }
 
+/// `O_NOFOLLOW`: its value differs between architectures.
+#[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
+const O_NOFOLLOW: i32 = 0o100000;
+#[cfg(not(any(target_arch = "aarch64", target_arch = "arm")))]
 const O_NOFOLLOW: i32 = 0o400000;
 
 fn read_entry(path: &Path) -> Option<Entry> {
@@ -492,6 +496,27 @@ mod tests {
             ..base
         };
         assert!(port.stem().starts_with("localhost_8443-"));
+    }
+
+    #[test]
+    fn entry_reads_refuse_symlinks() {
+        let dir = std::env::temp_dir().join(format!("dca-nofollow-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let real = dir.join("real.json");
+        std::fs::write(
+            &real,
+            r#"{"version":1,"registry":"r","identity":"i","audience":"a","tenant":null,"refresh_token":"t","issued_at":1,"expires_at":2}"#,
+        )
+        .unwrap();
+        assert!(read_entry(&real).is_some());
+        let link = dir.join("link.json");
+        let _ = std::fs::remove_file(&link);
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(
+            read_entry(&link).is_none(),
+            "a symlinked entry must not be read"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
