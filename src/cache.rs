@@ -124,6 +124,22 @@ impl Cached {
     }
 }
 
+/// A token handed out, with its expiry when known (for the kubelet's cache duration).
+#[derive(Debug, Clone)]
+pub struct Grant {
+    pub token: Secret,
+    pub expires_at: Option<u64>,
+}
+
+impl From<Cached> for Grant {
+    fn from(c: Cached) -> Self {
+        Grant {
+            token: c.token,
+            expires_at: Some(c.expires_at),
+        }
+    }
+}
+
 /// The cache directory, or nothing (uncached operation).
 pub struct Cache<'a> {
     ctx: &'a Context,
@@ -300,7 +316,7 @@ impl<'a> Cache<'a> {
         &self,
         key: &Key,
         refresh: impl FnOnce() -> Result<RefreshToken, Error>,
-    ) -> Result<Secret, Error> {
+    ) -> Result<Grant, Error> {
         let cached = self.read(key);
         if let Some(c) = &cached
             && c.freshness(self.ctx.now()) == Freshness::Fresh
@@ -310,7 +326,7 @@ impl<'a> Cache<'a> {
                 key.registry,
                 c.token.fingerprint()
             ));
-            return Ok(c.token.clone());
+            return Ok(c.clone().into());
         }
         let _lock = self.lock(key);
         // Another process may have refreshed while this one waited.
@@ -320,7 +336,7 @@ impl<'a> Cache<'a> {
                     "cache filled by another process for {}",
                     key.registry
                 ));
-                return Ok(c.token);
+                return Ok(c.into());
             }
             Some(c) => Some(c),
             None => cached,
@@ -328,7 +344,10 @@ impl<'a> Cache<'a> {
         match refresh() {
             Ok(token) => {
                 self.write(key, &token);
-                Ok(token.token)
+                Ok(Grant {
+                    expires_at: token.claims.exp,
+                    token: token.token,
+                })
             }
             Err(e) => match cached {
                 Some(c) if c.freshness(self.ctx.now()) == Freshness::Aging => {
@@ -337,7 +356,7 @@ impl<'a> Cache<'a> {
                         key.registry,
                         c.expires_at.saturating_sub(self.ctx.now()) / 60
                     ));
-                    Ok(c.token)
+                    Ok(c.into())
                 }
                 _ => Err(e),
             },

@@ -19,6 +19,7 @@ pub mod exchange;
 pub mod http;
 pub mod identity;
 pub mod jwt;
+pub mod kubelet;
 pub mod protocol;
 pub mod registry;
 pub mod secret;
@@ -28,10 +29,9 @@ use std::io::{Read, Write};
 pub use context::{Context, Env};
 pub use error::Error;
 
-use crate::cache::{Cache, Key};
+use crate::cache::{Cache, Grant, Key};
 use crate::exchange::RefreshToken;
 use crate::identity::Identity;
-use crate::secret::Secret;
 
 /// What the user asked for on the command line.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -42,6 +42,12 @@ pub enum Command {
     List,
     Version,
     Help,
+    /// kubelet credential provider: CredentialProviderRequest on stdin.
+    Kubelet,
+    /// `configure kubelet [--json]`: print a CredentialProviderConfig.
+    ConfigureKubelet {
+        json: bool,
+    },
     /// `configure docker|podman [--config PATH] REGISTRY...`
     Configure {
         client: configure::Client,
@@ -51,7 +57,7 @@ pub enum Command {
 }
 
 /// The usage line printed for a wrong command line.
-pub const USAGE: &str = "Usage: docker-credential-acr <get|store|erase|list|version|--help>\n       docker-credential-acr configure <docker|podman> [--config PATH] REGISTRY...";
+pub const USAGE: &str = "Usage: docker-credential-acr <get|store|erase|list|version|kubelet|--help>\n       docker-credential-acr configure <docker|podman> [--config PATH] REGISTRY...\n       docker-credential-acr configure kubelet [--json]";
 
 /// Turns the arguments (without the program name) into a command.
 pub fn parse_args(args: &[String]) -> Result<Command, Error> {
@@ -66,6 +72,7 @@ pub fn parse_args(args: &[String]) -> Result<Command, Error> {
             "store" => Ok(Command::Store),
             "erase" => Ok(Command::Erase),
             "list" => Ok(Command::List),
+            "kubelet" => Ok(Command::Kubelet),
             "version" | "--version" | "-v" => Ok(Command::Version),
             "help" | "--help" | "-h" => Ok(Command::Help),
             other => Err(Error::Usage(format!("unknown action: {other}"))),
@@ -76,7 +83,20 @@ pub fn parse_args(args: &[String]) -> Result<Command, Error> {
 }
 
 fn parse_configure(args: &[String]) -> Result<Command, Error> {
-    let usage = || Error::Usage("configure <docker|podman> [--config PATH] REGISTRY...".into());
+    let usage = || {
+        Error::Usage(
+            "configure <docker|podman> [--config PATH] REGISTRY... | configure kubelet [--json]"
+                .into(),
+        )
+    };
+    match args {
+        [c] if c == "kubelet" => return Ok(Command::ConfigureKubelet { json: false }),
+        [c, f] if c == "kubelet" && f == "--json" => {
+            return Ok(Command::ConfigureKubelet { json: true });
+        }
+        [c, ..] if c == "kubelet" => return Err(usage()),
+        _ => {}
+    }
     let (client, rest) = match args {
         [c, rest @ ..] if c == "docker" => (configure::Client::Docker, rest),
         [c, rest @ ..] if c == "podman" => (configure::Client::Podman, rest),
@@ -114,13 +134,13 @@ pub fn run(
     match command {
         Command::Get => {
             let server = protocol::read_request(input)?;
-            let secret = get(ctx, &server)?;
+            let grant = get(ctx, &server)?;
             protocol::write_credentials(
                 out,
                 &protocol::Credentials {
                     server_url: &server,
                     username: protocol::TOKEN_USERNAME,
-                    secret: secret.expose(),
+                    secret: grant.token.expose(),
                 },
             )
             .map_err(Error::Stdout)
@@ -186,6 +206,36 @@ pub fn run(
             }
             write_all(out, text.as_bytes())
         }
+        Command::Kubelet => {
+            let text = protocol::read_request(input)?;
+            let image = kubelet::parse_request(&text)?;
+            let key = kubelet::registry_of(&image);
+            let host = registry::normalize(&key);
+            let mut line = if registry::is_served(&host, &ctx.config) {
+                let grant = get(ctx, &host)?;
+                serde_json::to_vec(&kubelet::response_for(&key, &grant, ctx.now()))
+            } else {
+                ctx.log.debug(format_args!(
+                    "kubelet: {image}: registry {key} is not served"
+                ));
+                serde_json::to_vec(&kubelet::response_not_served())
+            }
+            .map_err(|e| Error::Stdout(e.into()))?;
+            line.push(b'\n');
+            write_all(out, &line)
+        }
+        Command::ConfigureKubelet { json } => {
+            let text = if *json {
+                let mut t =
+                    serde_json::to_string_pretty(&kubelet::provider_config_json(&ctx.config))
+                        .map_err(|e| Error::Stdout(e.into()))?;
+                t.push('\n');
+                t
+            } else {
+                kubelet::provider_config_yaml(&ctx.config)
+            };
+            write_all(out, text.as_bytes())
+        }
         Command::Version | Command::Help => Ok(()),
     }
 }
@@ -195,7 +245,7 @@ fn write_all(mut out: impl Write, bytes: &[u8]) -> Result<(), Error> {
 }
 
 /// The `get` flow: host rules, then the cache, then identity and exchange on a miss.
-pub fn get(ctx: &Context, server: &str) -> Result<Secret, Error> {
+pub fn get(ctx: &Context, server: &str) -> Result<Grant, Error> {
     if server.is_empty() {
         return Err(Error::MissingServerUrl);
     }
@@ -256,6 +306,12 @@ Docker credential-helper commands (request on stdin, reply on stdout):
   list       JSON object of registries with a valid cached token
   version    prints the name and version
   --help     this text
+
+Kubernetes (kubelet image credential provider, same binary):
+  kubelet    CredentialProviderRequest (credentialprovider.kubelet.k8s.io/v1) on stdin →
+             CredentialProviderResponse; images on other registries get an empty answer
+  configure kubelet [--json]
+             prints a CredentialProviderConfig for --image-credential-provider-config
 
 Client wiring:
   configure docker [--config PATH] REGISTRY...

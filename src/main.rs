@@ -26,7 +26,7 @@ fn main() -> ExitCode {
     }
     let ctx = match Context::from_env(Env::from_process()) {
         Ok(ctx) => ctx,
-        Err(e) => return fail(&e),
+        Err(e) => return fail(&command, &e),
     };
     let mut reply = Vec::new();
     match run(&command, &ctx, std::io::stdin().lock(), &mut reply) {
@@ -37,7 +37,7 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
-        Err(e) => fail(&e),
+        Err(e) => fail(&command, &e),
     }
 }
 
@@ -49,8 +49,16 @@ fn say(line: &str) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-/// One line on stdout (Docker shows it to the user), exit 1.
-fn fail(e: &Error) -> ExitCode {
+/// One line on stdout (Docker shows it to the user), exit 1. The kubelet instead logs the
+/// plugin's stderr, and its stdout must hold a response or nothing.
+fn fail(command: &Command, e: &Error) -> ExitCode {
+    if *command == Command::Kubelet {
+        #[allow(clippy::print_stderr)]
+        {
+            eprintln!("docker-credential-acr: {e}");
+        }
+        return ExitCode::FAILURE;
+    }
     #[allow(clippy::print_stdout)]
     match e {
         Error::NotFound | Error::MissingServerUrl => println!("{e}"),

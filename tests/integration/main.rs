@@ -7,4 +7,5 @@ mod cache;
 mod configure;
 mod faults;
 mod get;
+mod kubelet;
 mod properties;

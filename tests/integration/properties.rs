@@ -285,3 +285,29 @@ fn quoting_never_lets_a_token_through() {
         assert!(q.chars().count() <= 301);
     }
 }
+
+#[test]
+fn kubelet_requests_never_panic() {
+    use docker_credential_acr::kubelet::{parse_request, registry_of};
+    let mut rng = Rng::seeded(0x5eed_0008);
+    let seed = r#"{"kind":"CredentialProviderRequest","apiVersion":"credentialprovider.kubelet.k8s.io/v1","image":"myreg.azurecr.io/team/app:v1"}"#;
+    for i in 0..ROUNDS {
+        let text = if i % 2 == 0 {
+            rng.mutate(seed)
+        } else {
+            rng.text(60)
+        };
+        if let Ok(image) = parse_request(&text) {
+            let registry = registry_of(&image);
+            assert!(!registry.contains('/'), "{registry:?} from {image:?}");
+            let host = registry::normalize(&registry);
+            if registry::is_served(&host, &Config::default()) {
+                assert!(
+                    image.to_ascii_lowercase().starts_with(&registry),
+                    "{image:?}"
+                );
+            }
+        }
+        let _ = registry_of(&rng.text(30));
+    }
+}
