@@ -116,7 +116,7 @@ fn main() {
         },
         Subject {
             name: "docker-credential-acr get, warm cache",
-            program: support::BIN.into(),
+            program: support::bin().into(),
             args: vec!["get"],
             stdin: served.clone(),
             expect_ok: true,
@@ -124,7 +124,7 @@ fn main() {
         },
         Subject {
             name: "docker-credential-acr get, not-served host",
-            program: support::BIN.into(),
+            program: support::bin().into(),
             args: vec!["get"],
             stdin: not_served,
             expect_ok: false,
@@ -162,7 +162,7 @@ fn main() {
             rss
         );
     }
-    let size = std::fs::metadata(support::BIN).unwrap().len();
+    let size = std::fs::metadata(support::bin()).unwrap().len();
     println!();
     println!(
         "binary: {} bytes ({:.2} MiB), {runs} interleaved runs per command",

@@ -47,6 +47,36 @@ pub fn claims_of(token: &str) -> serde_json::Value {
     serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap()
 }
 
+/// A JSON-lines event log shared by the fakes (the end-to-end suite reads it); tokens appear
+/// only as [`fp`] fingerprints.
+#[derive(Default, Clone)]
+pub struct Events(pub Arc<Mutex<Option<std::fs::File>>>);
+
+impl Events {
+    pub fn to_file(path: &std::path::Path) -> Events {
+        Events(Arc::new(Mutex::new(Some(
+            std::fs::File::create(path).unwrap(),
+        ))))
+    }
+    pub fn log(&self, event: serde_json::Value) {
+        if let Some(f) = self.0.lock().unwrap().as_mut() {
+            let _ = writeln!(f, "{event}");
+            let _ = f.flush();
+        }
+    }
+}
+
+/// A token's fingerprint for logs: the first 12 hex digits of its SHA-256
+/// (`printf %s "$token" | sha256sum | cut -c1-12` in a shell).
+pub fn fp(token: &str) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, token.as_bytes());
+    d.as_ref()
+        .iter()
+        .take(6)
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
 /// Every token any fake issued, for leak checks.
 #[derive(Default, Clone)]
 pub struct Issued(pub Arc<Mutex<Vec<String>>>);
@@ -75,6 +105,7 @@ pub struct ImdsState {
     /// Selectors (`system`, `client_id=…`, `object_id=…`, `msi_res_id=…`) assigned to the VM.
     pub assigned: Mutex<Vec<String>>,
     pub issued: Issued,
+    pub events: Events,
 }
 
 pub struct FakeImds {
@@ -84,6 +115,10 @@ pub struct FakeImds {
 
 impl FakeImds {
     pub fn start(issued: Issued) -> FakeImds {
+        FakeImds::start_on("127.0.0.1:0", issued, Events::default())
+    }
+
+    pub fn start_on(bind: &str, issued: Issued, events: Events) -> FakeImds {
         let state = Arc::new(ImdsState {
             faults: Mutex::new(VecDeque::new()),
             always: Mutex::new(None),
@@ -95,9 +130,10 @@ impl FakeImds {
                 format!("msi_res_id={RESOURCE_ID}"),
             ]),
             issued,
+            events,
         });
         let s = state.clone();
-        let server = Server::start(None, Arc::new(move |r| imds_reply(&s, r)));
+        let server = Server::start_on(bind, None, Arc::new(move |r| imds_reply(&s, r)));
         FakeImds { server, state }
     }
 
@@ -165,6 +201,7 @@ fn imds_reply(state: &ImdsState, r: &Recorded) -> Reply {
         _ => return imds_error(400, "invalid_request", "only one identity selector allowed"),
     };
     if !state.assigned.lock().unwrap().contains(&selector) {
+        state.events.log(serde_json::json!({"party": "imds", "event": "aad_token", "selector": selector, "status": 400}));
         return imds_error(400, "invalid_request", "Identity not found");
     }
     let now = now();
@@ -177,6 +214,7 @@ fn imds_reply(state: &ImdsState, r: &Recorded) -> Reply {
     }
     let token = jwt(&claims);
     state.issued.push(&token);
+    state.events.log(serde_json::json!({"party": "imds", "event": "aad_token", "selector": selector, "status": 200, "access_token": fp(&token)}));
     Reply::json(
         200,
         serde_json::json!({
@@ -205,6 +243,12 @@ pub struct AcrState {
     /// Refresh tokens it issued.
     pub issued: Issued,
     pub all_issued: Issued,
+    /// `/oauth2/token` for real clients (end-to-end suite); `None` answers 404 there.
+    pub token_service: Option<TokenService>,
+    pub events: Events,
+    /// The registry's service name when the exchange is not on the registry's own host (the
+    /// end-to-end realm); otherwise the Host header is the service.
+    pub service: Mutex<Option<String>>,
 }
 
 pub struct FakeAcr {
@@ -214,6 +258,17 @@ pub struct FakeAcr {
 
 impl FakeAcr {
     pub fn start(tls: Arc<rustls::ServerConfig>, aad: Issued, all_issued: Issued) -> FakeAcr {
+        FakeAcr::start_on("127.0.0.1:0", tls, aad, all_issued, None, Events::default())
+    }
+
+    pub fn start_on(
+        bind: &str,
+        tls: Arc<rustls::ServerConfig>,
+        aad: Issued,
+        all_issued: Issued,
+        token_service: Option<TokenService>,
+        events: Events,
+    ) -> FakeAcr {
         let state = Arc::new(AcrState {
             challenge_faults: Mutex::new(VecDeque::new()),
             exchange_faults: Mutex::new(VecDeque::new()),
@@ -224,9 +279,12 @@ impl FakeAcr {
             aad,
             issued: Issued::default(),
             all_issued,
+            token_service,
+            events,
+            service: Mutex::new(None),
         });
         let s = state.clone();
-        let server = Server::start(Some(tls), Arc::new(move |r| acr_reply(&s, r)));
+        let server = Server::start_on(bind, Some(tls), Arc::new(move |r| acr_reply(&s, r)));
         FakeAcr { server, state }
     }
 
@@ -268,7 +326,12 @@ fn host_of(r: &Recorded) -> String {
 }
 
 fn acr_reply(state: &AcrState, r: &Recorded) -> Reply {
-    let host = host_of(r);
+    let host = state
+        .service
+        .lock()
+        .unwrap()
+        .clone()
+        .unwrap_or_else(|| host_of(r));
     match (r.method.as_str(), r.path.as_str()) {
         ("GET", "/v2/") => {
             if let Some(reply) = state.challenge_faults.lock().unwrap().pop_front() {
@@ -310,6 +373,7 @@ fn acr_reply(state: &AcrState, r: &Recorded) -> Reply {
             }
             let oid = claims["oid"].as_str().unwrap_or("").to_string();
             if state.denied_oids.lock().unwrap().contains(&oid) {
+                state.events.log(serde_json::json!({"party": "acr", "event": "exchange", "status": 401, "oid": oid}));
                 return oci_error(
                     401,
                     "UNAUTHORIZED",
@@ -326,10 +390,131 @@ fn acr_reply(state: &AcrState, r: &Recorded) -> Reply {
             }));
             state.issued.push(&token);
             state.all_issued.push(&token);
+            state.events.log(serde_json::json!({"party": "acr", "event": "exchange", "status": 200, "service": host, "refresh_token": fp(&token)}));
             Reply::json(200, serde_json::json!({"refresh_token": token}).to_string())
                 .header("X-Ms-Correlation-Request-Id", CORRELATION_ID)
         }
+        (_, "/oauth2/token") => match &state.token_service {
+            Some(ts) => ts.reply(state, r),
+            None => oci_error(404, "NOT_FOUND", "no such endpoint"),
+        },
         _ => oci_error(404, "NOT_FOUND", "no such endpoint"),
+    }
+}
+
+// ---------------------------------------------------------------- registry tokens
+
+/// ACR's `/oauth2/token` as a CNCF distribution registry needs it: RS256 JWTs whose `x5c`
+/// header carries a certificate from the registry's `rootcertbundle`.
+pub struct TokenService {
+    pub key: ring::signature::RsaKeyPair,
+    /// DER of the signing certificate, base64 (standard) for `x5c`.
+    pub cert_b64: String,
+    pub issuer: String,
+    /// `username:password` pairs accepted besides refresh tokens (the pusher).
+    pub users: Vec<(String, String)>,
+}
+
+impl TokenService {
+    fn sign(&self, claims: &serde_json::Value) -> String {
+        let header = serde_json::json!({"typ": "JWT", "alg": "RS256", "x5c": [self.cert_b64]});
+        let input = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header.to_string()),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let mut sig = vec![0; self.key.public().modulus_len()];
+        self.key
+            .sign(
+                &ring::signature::RSA_PKCS1_SHA256,
+                &ring::rand::SystemRandom::new(),
+                input.as_bytes(),
+                &mut sig,
+            )
+            .unwrap();
+        format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig))
+    }
+
+    fn reply(&self, state: &AcrState, r: &Recorded) -> Reply {
+        // Parameters come from the form (POST) or the query (GET).
+        let params: Vec<(String, String)> = if r.method == "POST" {
+            r.form()
+        } else {
+            r.query.clone()
+        };
+        let get = |k: &str| params.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+        let scopes: Vec<String> = params
+            .iter()
+            .filter(|(n, _)| n == "scope")
+            .flat_map(|(_, v)| v.split(' ').map(String::from).collect::<Vec<_>>())
+            .filter(|s| !s.is_empty())
+            .collect();
+        let basic = r.header("authorization").and_then(|h| {
+            let b64 = h
+                .strip_prefix("Basic ")
+                .or_else(|| h.strip_prefix("basic "))?;
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim())
+                .ok()?;
+            let text = String::from_utf8(raw).ok()?;
+            let (u, p) = text.split_once(':')?;
+            Some((u.to_string(), p.to_string()))
+        });
+        let (grant, user, secret) = match (r.method.as_str(), get("grant_type").as_deref()) {
+            ("POST", Some("refresh_token")) => (
+                "refresh_token",
+                String::new(),
+                get("refresh_token").unwrap_or_default(),
+            ),
+            ("POST", Some("password")) => (
+                "password",
+                get("username").unwrap_or_default(),
+                get("password").unwrap_or_default(),
+            ),
+            ("GET", _) => match basic {
+                Some((u, p)) => ("basic", u, p),
+                None => ("anonymous", String::new(), String::new()),
+            },
+            _ => ("unsupported", String::new(), String::new()),
+        };
+        let refresh_ok = state.issued.contains(&secret);
+        let ok = match grant {
+            "refresh_token" => refresh_ok,
+            "password" | "basic" => {
+                (user == "00000000-0000-0000-0000-000000000000" && refresh_ok)
+                    || self.users.iter().any(|(u, p)| *u == user && *p == secret)
+            }
+            _ => false,
+        };
+        state.events.log(serde_json::json!({
+            "party": "acr", "event": "token", "grant": grant, "method": r.method,
+            "client_id": get("client_id"), "user": user, "status": if ok { 200 } else { 401 },
+            "refresh_token": if refresh_ok { Some(fp(&secret)) } else { None },
+            "chunked": r.header("transfer-encoding").is_some(), "scopes": scopes,
+        }));
+        if !ok {
+            return oci_error(401, "UNAUTHORIZED", "authentication required")
+                .header("WWW-Authenticate", r#"Basic realm="fake-acr""#);
+        }
+        let now = now();
+        let access: Vec<serde_json::Value> = scopes
+            .iter()
+            .filter_map(|s| {
+                let mut parts = s.splitn(3, ':');
+                let (t, n, a) = (parts.next()?, parts.next()?, parts.next()?);
+                Some(serde_json::json!({"type": t, "name": n, "actions": a.split(',').collect::<Vec<_>>()}))
+            })
+            .collect();
+        let token = self.sign(&serde_json::json!({
+            "iss": self.issuer, "sub": if user.is_empty() { "refresh-token" } else { user.as_str() },
+            "aud": get("service").unwrap_or_default(), "exp": now + 600, "nbf": now - 10, "iat": now,
+            "jti": format!("jti-{}", SERIAL.fetch_add(1, Ordering::SeqCst)), "access": access,
+        }));
+        Reply::json(
+            200,
+            serde_json::json!({"token": token, "access_token": token, "expires_in": 600})
+                .to_string(),
+        )
     }
 }
 

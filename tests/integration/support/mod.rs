@@ -14,7 +14,15 @@ use std::process::{Command, Stdio};
 use fakes::{FakeAcr, FakeImds, FakeProxy, Issued};
 use pki::Pki;
 
-pub const BIN: &str = env!("CARGO_BIN_EXE_docker-credential-acr");
+/// The helper binary under test (set by cargo for tests and benches; examples that reuse this
+/// support code never run the helper through it).
+pub fn bin() -> &'static str {
+    match option_env!("CARGO_BIN_EXE_docker-credential-acr") {
+        Some(path) => path,
+        None => panic!("only tests and benches run the helper"),
+    }
+}
+
 pub const NOT_FOUND: &str = "credentials not found in native keychain";
 
 /// What one run of the helper did. Its `Debug`/`Display` redact every JWT-shaped string.
@@ -169,7 +177,7 @@ impl World {
 
     /// Runs the helper with a scrubbed environment: the world's variables plus `extra`.
     pub fn run(&self, args: &[&str], stdin: &str, extra: &[(&str, &str)]) -> Out {
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(bin());
         cmd.args(args)
             .env_clear()
             .stdin(Stdio::piped())

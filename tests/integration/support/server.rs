@@ -97,7 +97,16 @@ pub struct Server {
 
 impl Server {
     pub fn start(tls: Option<Arc<rustls::ServerConfig>>, handler: Handler) -> Server {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        Server::start_on("127.0.0.1:0", tls, handler)
+    }
+
+    /// Like [`Server::start`], on a given loopback address (the end-to-end suite needs port 443).
+    pub fn start_on(
+        bind: &str,
+        tls: Option<Arc<rustls::ServerConfig>>,
+        handler: Handler,
+    ) -> Server {
+        let listener = TcpListener::bind(bind).unwrap_or_else(|e| panic!("bind {bind}: {e}"));
         let addr = listener.local_addr().unwrap();
         let requests = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
