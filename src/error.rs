@@ -76,6 +76,18 @@ pub enum Error {
         why: Transport,
     },
 
+    #[error("cannot use {via}: {why}")]
+    IdentitySource { via: &'static str, why: String },
+
+    #[error(
+        "Entra ID refused the workload identity (client_id {client_id}) at {endpoint}: {detail}; check the federated identity credential of that application for this service account (issuer, subject system:serviceaccount:<namespace>:<name>, audience api://AzureADTokenExchange) and AZURE_TENANT_ID"
+    )]
+    WorkloadRefused {
+        endpoint: String,
+        client_id: String,
+        detail: String,
+    },
+
     #[error(
         "getting a token for the {identity} failed: {via} at {endpoint} answered {detail}; assign that identity to this machine, or set `identity` in the configuration file (or AZURE_CLIENT_ID) to one that is assigned"
     )]

@@ -9,3 +9,4 @@ mod faults;
 mod get;
 mod kubelet;
 mod properties;
+mod sources;

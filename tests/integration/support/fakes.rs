@@ -106,6 +106,10 @@ pub struct ImdsState {
     pub assigned: Mutex<Vec<String>>,
     pub issued: Issued,
     pub events: Events,
+    /// App Service mode: requests to `/msi/token` must carry this `X-IDENTITY-HEADER`.
+    pub app_service_header: Mutex<Option<String>>,
+    /// Azure Arc mode: the `Basic realm=` path of the challenge, and the key expected back.
+    pub arc: Mutex<Option<(String, String)>>,
 }
 
 pub struct FakeImds {
@@ -131,6 +135,8 @@ impl FakeImds {
             ]),
             issued,
             events,
+            app_service_header: Mutex::new(None),
+            arc: Mutex::new(None),
         });
         let s = state.clone();
         let server = Server::start_on(bind, None, Arc::new(move |r| imds_reply(&s, r)));
@@ -172,18 +178,35 @@ fn imds_reply(state: &ImdsState, r: &Recorded) -> Reply {
     if let Some(reply) = state.faults.lock().unwrap().pop_front() {
         return reply;
     }
-    if r.path != "/metadata/identity/oauth2/token" {
-        return imds_error(404, "not_found", "no such path");
-    }
-    if r.header("metadata") != Some("true") {
-        return imds_error(
-            400,
-            "bad_request_102",
-            "Required metadata header not specified",
-        );
-    }
-    if r.query("api-version").is_none() {
-        return imds_error(400, "bad_request", "api-version missing");
+    let app_service = r.path == "/msi/token";
+    if app_service {
+        // App Service: the anti-SSRF header instead of Metadata, its own selector names.
+        let want = state.app_service_header.lock().unwrap().clone();
+        if want.is_none() || r.header("x-identity-header") != want.as_deref() {
+            return imds_error(401, "unauthorized", "X-IDENTITY-HEADER missing or wrong");
+        }
+        if r.query("api-version") != Some("2019-08-01") {
+            return imds_error(400, "bad_request", "api-version must be 2019-08-01");
+        }
+    } else {
+        if r.path != "/metadata/identity/oauth2/token" {
+            return imds_error(404, "not_found", "no such path");
+        }
+        if r.header("metadata") != Some("true") {
+            return imds_error(
+                400,
+                "bad_request_102",
+                "Required metadata header not specified",
+            );
+        }
+        if r.query("api-version").is_none() {
+            return imds_error(400, "bad_request", "api-version missing");
+        }
+        if let Some((realm, key)) = state.arc.lock().unwrap().clone()
+            && r.header("authorization") != Some(format!("Basic {key}").as_str())
+        {
+            return Reply::new(401, "").header("WWW-Authenticate", &format!("Basic realm={realm}"));
+        }
     }
     let Some(resource) = r.query("resource") else {
         return imds_error(400, "invalid_request", "resource missing");
@@ -191,9 +214,23 @@ fn imds_reply(state: &ImdsState, r: &Recorded) -> Reply {
     if !resource.starts_with("https://") {
         return imds_error(400, "invalid_resource", "AADSTS500011: resource not found");
     }
-    let selectors: Vec<String> = ["client_id", "object_id", "msi_res_id"]
+    // App Service names two selectors differently; map them to the IMDS names.
+    let names: &[(&str, &str)] = if app_service {
+        &[
+            ("client_id", "client_id"),
+            ("principal_id", "object_id"),
+            ("mi_res_id", "msi_res_id"),
+        ]
+    } else {
+        &[
+            ("client_id", "client_id"),
+            ("object_id", "object_id"),
+            ("msi_res_id", "msi_res_id"),
+        ]
+    };
+    let selectors: Vec<String> = names
         .iter()
-        .filter_map(|k| r.query(k).map(|v| format!("{k}={v}")))
+        .filter_map(|(k, canonical)| r.query(k).map(|v| format!("{canonical}={v}")))
         .collect();
     let selector = match selectors.as_slice() {
         [] => "system".to_string(),
@@ -249,6 +286,9 @@ pub struct AcrState {
     /// The registry's service name when the exchange is not on the registry's own host (the
     /// end-to-end realm); otherwise the Host header is the service.
     pub service: Mutex<Option<String>>,
+    /// Entra ID (workload identity): the federated assertion it accepts, and faults.
+    pub entra_assertion: Mutex<Option<String>>,
+    pub entra_faults: Mutex<VecDeque<Reply>>,
 }
 
 pub struct FakeAcr {
@@ -282,6 +322,8 @@ impl FakeAcr {
             token_service,
             events,
             service: Mutex::new(None),
+            entra_assertion: Mutex::new(None),
+            entra_faults: Mutex::new(VecDeque::new()),
         });
         let s = state.clone();
         let server = Server::start_on(bind, Some(tls), Arc::new(move |r| acr_reply(&s, r)));
@@ -394,12 +436,65 @@ fn acr_reply(state: &AcrState, r: &Recorded) -> Reply {
             Reply::json(200, serde_json::json!({"refresh_token": token}).to_string())
                 .header("X-Ms-Correlation-Request-Id", CORRELATION_ID)
         }
+        ("POST", p) if p.ends_with("/oauth2/v2.0/token") => entra_reply(state, r),
         (_, "/oauth2/token") => match &state.token_service {
             Some(ts) => ts.reply(state, r),
             None => oci_error(404, "NOT_FOUND", "no such endpoint"),
         },
         _ => oci_error(404, "NOT_FOUND", "no such endpoint"),
     }
+}
+
+/// Entra ID's v2 token endpoint for the client-assertion grant (workload identity).
+fn entra_reply(state: &AcrState, r: &Recorded) -> Reply {
+    if let Some(reply) = state.entra_faults.lock().unwrap().pop_front() {
+        return reply;
+    }
+    let entra_error = |status: u16, error: &str, description: &str| {
+        Reply::json(
+            status,
+            serde_json::json!({"error": error, "error_description": description, "error_codes": [70021]})
+                .to_string(),
+        )
+    };
+    let form = |k: &str| r.form_value(k).unwrap_or_default();
+    let tenant = r
+        .path
+        .trim_start_matches('/')
+        .split('/')
+        .next()
+        .unwrap_or("")
+        .to_string();
+    if form("grant_type") != "client_credentials"
+        || form("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    {
+        return entra_error(400, "unsupported_grant_type", "AADSTS70003: wrong grant");
+    }
+    let Some(scope) = r.form_value("scope").filter(|s| s.ends_with("/.default")) else {
+        return entra_error(
+            400,
+            "invalid_scope",
+            "AADSTS70011: scope must end with /.default",
+        );
+    };
+    if state.entra_assertion.lock().unwrap().as_deref() != Some(form("client_assertion").as_str()) {
+        return entra_error(
+            401,
+            "invalid_client",
+            "AADSTS70021: No matching federated identity record found for presented assertion.",
+        );
+    }
+    let now = now();
+    let token = jwt(&serde_json::json!({
+        "aud": scope.trim_end_matches("/.default"), "tid": tenant, "iat": now, "nbf": now,
+        "exp": now + 3600, "oid": format!("oid-workload-{}", form("client_id")), "appid": form("client_id"),
+    }));
+    state.aad.push(&token);
+    Reply::json(
+        200,
+        serde_json::json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token})
+            .to_string(),
+    )
 }
 
 // ---------------------------------------------------------------- registry tokens
