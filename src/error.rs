@@ -39,6 +39,10 @@ pub enum Error {
     #[error("credentials not found in native keychain")]
     NotFound,
 
+    /// `doctor` found a broken step; its report, already written, says which.
+    #[error("doctor found a broken step (see above)")]
+    DoctorFound,
+
     /// An empty request; Docker recognises this exact text.
     #[error("no credentials server URL")]
     MissingServerUrl,

@@ -14,6 +14,7 @@ pub mod cache;
 pub mod config;
 pub mod configure;
 pub mod context;
+pub mod doctor;
 pub mod error;
 pub mod exchange;
 pub mod http;
@@ -42,6 +43,10 @@ pub enum Command {
     List,
     Version,
     Help,
+    /// `doctor [REGISTRY]`: a human report; fails when a pull would not work.
+    Doctor {
+        registry: Option<String>,
+    },
     /// kubelet credential provider: CredentialProviderRequest on stdin.
     Kubelet,
     /// `configure kubelet [--json]`: print a CredentialProviderConfig.
@@ -57,7 +62,7 @@ pub enum Command {
 }
 
 /// The usage line printed for a wrong command line.
-pub const USAGE: &str = "Usage: docker-credential-acr <get|store|erase|list|version|kubelet|--help>\n       docker-credential-acr configure <docker|podman> [--config PATH] REGISTRY...\n       docker-credential-acr configure kubelet [--json]";
+pub const USAGE: &str = "Usage: docker-credential-acr <get|store|erase|list|version|kubelet|--help>\n       docker-credential-acr doctor [REGISTRY]\n       docker-credential-acr configure <docker|podman> [--config PATH] REGISTRY...\n       docker-credential-acr configure kubelet [--json]";
 
 /// Turns the arguments (without the program name) into a command.
 pub fn parse_args(args: &[String]) -> Result<Command, Error> {
@@ -65,6 +70,17 @@ pub fn parse_args(args: &[String]) -> Result<Command, Error> {
         && first == "configure"
     {
         return parse_configure(rest);
+    }
+    if let [first, rest @ ..] = args
+        && first == "doctor"
+    {
+        return match rest {
+            [] => Ok(Command::Doctor { registry: None }),
+            [r] if !r.starts_with('-') => Ok(Command::Doctor {
+                registry: Some(r.clone()),
+            }),
+            _ => Err(Error::Usage("doctor [REGISTRY]".into())),
+        };
     }
     match args {
         [one] => match one.as_str() {
@@ -206,6 +222,15 @@ pub fn run(
             }
             write_all(out, text.as_bytes())
         }
+        Command::Doctor { registry } => {
+            let (report, works) = doctor::diagnose(ctx, registry.as_deref());
+            write_all(out, report.as_bytes())?;
+            if works {
+                Ok(())
+            } else {
+                Err(Error::DoctorFound)
+            }
+        }
         Command::Kubelet => {
             let text = protocol::read_request(input)?;
             let image = kubelet::parse_request(&text)?;
@@ -307,6 +332,11 @@ Docker credential-helper commands (request on stdin, reply on stdout):
   version    prints the name and version
   --help     this text
 
+Diagnosis:
+  doctor [REGISTRY]
+             walks every step a pull depends on (identity source, token claims, challenge,
+             exchange, cache, client wiring) and names the first that fails; never prints a token
+
 Kubernetes (kubelet image credential provider, same binary):
   kubelet    CredentialProviderRequest (credentialprovider.kubelet.k8s.io/v1) on stdin →
              CredentialProviderResponse; images on other registries get an empty answer
@@ -331,6 +361,11 @@ Environment:
   DOCKER_CREDENTIAL_ACR_TIMEOUT      overall deadline in seconds (default 50, or timeout_seconds)
   DOCKER_CREDENTIAL_ACR_LOG          error | warn (default) | info | debug, on stderr
   AZURE_CLIENT_ID                    user-assigned identity by client id, unless the config names one
+  AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID, AZURE_AUTHORITY_HOST
+                                     with AZURE_CLIENT_ID: AKS workload identity via Entra ID (https only)
+  IDENTITY_ENDPOINT, IDENTITY_HEADER App Service / Functions identity endpoint
+  IDENTITY_ENDPOINT, IMDS_ENDPOINT   Azure Arc agent (key-file challenge; system-assigned only)
+  DOCKER_CREDENTIAL_ACR_ARC_KEY_DIR  the Arc agent's key directory (default /var/opt/azcmagent/tokens)
   HTTPS_PROXY, NO_PROXY              used for registry traffic, never for IMDS
   SSL_CERT_FILE, SSL_CERT_DIR        extra trusted CAs
 

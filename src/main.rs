@@ -37,6 +37,11 @@ fn main() -> ExitCode {
             }
             ExitCode::SUCCESS
         }
+        Err(Error::DoctorFound) => {
+            // The report is the output, failure and all; the exit code says it failed.
+            let _ = std::io::stdout().lock().write_all(&reply);
+            ExitCode::FAILURE
+        }
         Err(e) => fail(&command, &e),
     }
 }

@@ -5,6 +5,7 @@ mod support;
 
 mod cache;
 mod configure;
+mod doctor;
 mod faults;
 mod get;
 mod kubelet;
