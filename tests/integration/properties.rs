@@ -4,7 +4,7 @@
 use docker_credential_acr::config::{self, Config};
 use docker_credential_acr::exchange::{parse_challenge, parse_exchange, upstream};
 use docker_credential_acr::http::Response;
-use docker_credential_acr::identity::parse_imds_response;
+use docker_credential_acr::identity::{parse_entra_response, parse_imds_response};
 use docker_credential_acr::{jwt, protocol, registry, secret};
 
 /// xorshift64*: deterministic, so a failure names the case that can be replayed.
@@ -199,7 +199,7 @@ fn jwt_payloads_never_panic() {
 }
 
 #[test]
-fn imds_responses_never_panic_or_quote_tokens() {
+fn identity_responses_never_panic_or_quote_tokens() {
     let mut rng = Rng::seeded(0x5eed_0004);
     let seed = r#"{"access_token":"eyJhbGciOiJub25lIn0.eyJ0aWQiOiJ0In0.c2ln","expires_in":"3599","expires_on":"1506484173","token_type":"Bearer"}"#;
     for i in 0..ROUNDS {
@@ -214,8 +214,15 @@ fn imds_responses_never_panic_or_quote_tokens() {
             headers: vec![],
             body: body.clone(),
         };
-        if let Err(e) = parse_imds_response(&response) {
-            let text = format!("{e:?}");
+        let errors = [
+            parse_imds_response(&response)
+                .err()
+                .map(|e| format!("{e:?}")),
+            parse_entra_response(&response)
+                .err()
+                .map(|e| format!("{e:?}")),
+        ];
+        for text in errors.into_iter().flatten() {
             assert!(
                 !text.contains("eyJhbGciOiJub25lIn0.eyJ0aWQiOiJ0In0"),
                 "{text}"
