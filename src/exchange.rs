@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::context::Context;
 use crate::error::{Error, Upstream};
-use crate::http::{self, Response, Transport, Verdict};
+use crate::http::{self, Response, Transport};
 use crate::identity::{AadToken, redact_serde};
 use crate::jwt::{self, Claims};
 use crate::registry;
@@ -62,11 +62,7 @@ pub fn challenge(ctx: &Context, host: &str) -> Result<Challenge, Error> {
         &ctx.deadline,
         FIRST_RETRY,
         || http::send(&agent, &request, &ctx.deadline, PER_TRY),
-        |r| match r {
-            Ok(resp) if resp.status == 429 || resp.status >= 500 => Verdict::Retry,
-            Err(e) if http::is_transient(e) => Verdict::Retry,
-            _ => Verdict::Done,
-        },
+        http::remote_verdict,
     );
     let response = outcome.map_err(|why| Error::RegistryUnreachable {
         registry: host.into(),
@@ -251,11 +247,7 @@ pub fn exchange(
             }
             r
         },
-        |r| match r {
-            Ok(resp) if resp.status == 429 || resp.status >= 500 => Verdict::Retry,
-            Err(e) if http::is_transient(e) => Verdict::Retry,
-            _ => Verdict::Done,
-        },
+        http::remote_verdict,
     );
     let response = match outcome {
         Ok(r) => r,

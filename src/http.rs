@@ -227,28 +227,11 @@ pub fn send(
     if remaining.is_zero() {
         return Err(Transport::Timeout);
     }
-    let result = if let Some(form) = request.form {
-        let mut builder = agent
-            .post(request.url)
-            .config()
-            .timeout_global(Some(remaining))
-            .build();
-        for (k, v) in request.headers {
-            builder = builder.header(*k, *v);
+    let result = match request.form {
+        Some(form) => {
+            prepare(agent.post(request.url), request, remaining).send_form(form.iter().copied())
         }
-        builder = builder.query_pairs(request.query.iter().copied());
-        builder.send_form(form.iter().copied())
-    } else {
-        let mut builder = agent
-            .get(request.url)
-            .config()
-            .timeout_global(Some(remaining))
-            .build();
-        for (k, v) in request.headers {
-            builder = builder.header(*k, *v);
-        }
-        builder = builder.query_pairs(request.query.iter().copied());
-        builder.call()
+        None => prepare(agent.get(request.url), request, remaining).call(),
     };
     let mut response = result.map_err(transport)?;
     let status = response.status().as_u16();
@@ -282,10 +265,33 @@ pub fn send(
     })
 }
 
+/// Timeout, headers and query for one request, with or without a body.
+fn prepare<B>(
+    builder: ureq::RequestBuilder<B>,
+    request: &Request,
+    timeout: Duration,
+) -> ureq::RequestBuilder<B> {
+    let mut builder = builder.config().timeout_global(Some(timeout)).build();
+    for (k, v) in request.headers {
+        builder = builder.header(*k, *v);
+    }
+    builder.query_pairs(request.query.iter().copied())
+}
+
 /// Transport failures worth another try: the request may not have been answered because the
 /// server was busy or restarting. Connection refusals, DNS and TLS failures are not.
 pub fn is_transient(e: &Transport) -> bool {
     matches!(e, Transport::Timeout | Transport::Other(_))
+}
+
+/// The retry rule for registries and Entra ID: 429, 5xx and transient transport failures are
+/// retried; everything else (401 and 403 above all) is final.
+pub fn remote_verdict(outcome: &Result<Response, Transport>) -> Verdict {
+    match outcome {
+        Ok(resp) if resp.status == 429 || resp.status >= 500 => Verdict::Retry,
+        Err(e) if is_transient(e) => Verdict::Retry,
+        _ => Verdict::Done,
+    }
 }
 
 /// What the retry loop should do with an outcome.

@@ -547,11 +547,7 @@ fn workload_token(
         &ctx.deadline,
         FIRST_RETRY,
         || http::send(&agent, &request, &ctx.deadline, PER_TRY),
-        |r| match r {
-            Ok(resp) if resp.status == 429 || resp.status >= 500 => Verdict::Retry,
-            Err(e) if http::is_transient(e) => Verdict::Retry,
-            _ => Verdict::Done,
-        },
+        http::remote_verdict,
     );
     let identity = format!("workload identity with client_id {client_id}");
     let response = match outcome {
@@ -652,9 +648,9 @@ pub enum ImdsFailure {
 #[derive(Deserialize)]
 struct ImdsTokenResponse {
     access_token: String,
-    #[serde(default, deserialize_with = "number_or_string")]
+    #[serde(default, deserialize_with = "jwt::lenient_seconds")]
     expires_on: Option<u64>,
-    #[serde(default, deserialize_with = "number_or_string")]
+    #[serde(default, deserialize_with = "jwt::lenient_seconds")]
     expires_in: Option<u64>,
 }
 
@@ -716,22 +712,6 @@ pub fn redact_serde(e: &serde_json::Error) -> String {
         Category::Eof => "truncated",
     };
     format!("{what} at line {} column {}", e.line(), e.column())
-}
-
-fn number_or_string<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum Raw {
-        Int(u64),
-        Float(f64),
-        Text(String),
-    }
-    Ok(match Option::<Raw>::deserialize(d)? {
-        Some(Raw::Int(n)) => Some(n),
-        Some(Raw::Float(f)) if f.is_finite() && f >= 0.0 => Some(f as u64),
-        Some(Raw::Text(s)) => s.trim().parse().ok(),
-        _ => None,
-    })
 }
 
 impl<'de> Deserialize<'de> for Identity {

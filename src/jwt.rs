@@ -16,11 +16,11 @@ pub struct Claims {
     pub oid: Option<String>,
     pub appid: Option<String>,
     pub aud: Option<Audience>,
-    #[serde(default, deserialize_with = "numeric_date")]
+    #[serde(default, deserialize_with = "lenient_seconds")]
     pub exp: Option<u64>,
-    #[serde(default, deserialize_with = "numeric_date")]
+    #[serde(default, deserialize_with = "lenient_seconds")]
     pub iat: Option<u64>,
-    #[serde(default, deserialize_with = "numeric_date")]
+    #[serde(default, deserialize_with = "lenient_seconds")]
     pub nbf: Option<u64>,
 }
 
@@ -58,8 +58,9 @@ pub fn claims(token: &str) -> Result<Claims, JwtError> {
     serde_json::from_slice(&bytes).map_err(|e| JwtError::Json(e.to_string()))
 }
 
-/// NumericDate: seconds since the epoch, as an integer or (leniently) a float or numeric string.
-fn numeric_date<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+/// A non-negative number of seconds as an integer or, leniently, a float or numeric string
+/// (JWT NumericDate; IMDS sends its numbers as strings). Anything else is `None`.
+pub fn lenient_seconds<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
     #[derive(Deserialize)]
     #[serde(untagged)]
     enum Raw {
