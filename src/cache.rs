@@ -144,6 +144,9 @@ impl From<Cached> for Grant {
 pub struct Cache<'a> {
     ctx: &'a Context,
     dir: Option<PathBuf>,
+    /// Whether the directory passed its checks, decided once per command (so a refusal is
+    /// warned about once).
+    verdict: std::cell::OnceCell<bool>,
 }
 
 impl<'a> Cache<'a> {
@@ -151,34 +154,48 @@ impl<'a> Cache<'a> {
         Cache {
             ctx,
             dir: ctx.cache_dir.clone(),
+            verdict: std::cell::OnceCell::new(),
         }
     }
 
     /// The directory if it exists and is safe to read; no warning when it does not exist yet.
     fn readable_dir(&self) -> Option<&Path> {
-        let dir = self.dir.as_deref()?;
-        match fs::symlink_metadata(dir) {
-            Ok(meta) => self.check_dir(dir, &meta).then_some(dir),
-            Err(_) => None,
-        }
+        self.usable_dir(false)
     }
 
     /// The directory, created 0700 if missing; `None` (with a warning) if it cannot be used.
     fn writable_dir(&self) -> Option<&Path> {
+        self.usable_dir(true)
+    }
+
+    fn usable_dir(&self, create: bool) -> Option<&Path> {
         let dir = self.dir.as_deref()?;
-        if let Err(e) = fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(dir)
-        {
-            self.ctx.log.warn(format_args!(
-                "cache directory {} cannot be created ({e}); working without a cache — set DOCKER_CREDENTIAL_ACR_CACHE_DIR to a writable directory",
-                dir.display()
-            ));
-            return None;
+        if let Some(ok) = self.verdict.get() {
+            return ok.then_some(dir);
         }
-        let meta = fs::symlink_metadata(dir).ok()?;
-        self.check_dir(dir, &meta).then_some(dir)
+        let meta = match fs::symlink_metadata(dir) {
+            Ok(meta) => meta,
+            // Not there yet: a miss for readers, created for writers.
+            Err(_) if !create => return None,
+            Err(_) => {
+                if let Err(e) = fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                {
+                    self.ctx.log.warn(format_args!(
+                        "cache directory {} cannot be created ({e}); working without a cache — set DOCKER_CREDENTIAL_ACR_CACHE_DIR to a writable directory",
+                        dir.display()
+                    ));
+                    let _ = self.verdict.set(false);
+                    return None;
+                }
+                fs::symlink_metadata(dir).ok()?
+            }
+        };
+        let ok = self.check_dir(dir, &meta);
+        let _ = self.verdict.set(ok);
+        ok.then_some(dir)
     }
 
     fn check_dir(&self, dir: &Path, meta: &fs::Metadata) -> bool {
