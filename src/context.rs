@@ -18,9 +18,16 @@ pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(50);
 /// IMDS's well-known address.
 pub const DEFAULT_IMDS_ENDPOINT: &str = "http://169.254.169.254";
 
-/// A snapshot of the environment variables, taken once.
-#[derive(Debug, Default, Clone)]
+/// A snapshot of the environment variables, taken once. Its `Debug` shows names only: values
+/// such as `IDENTITY_HEADER` are secrets.
+#[derive(Default, Clone)]
 pub struct Env(BTreeMap<String, String>);
+
+impl std::fmt::Debug for Env {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_set().entries(self.0.keys()).finish()
+    }
+}
 
 impl Env {
     pub fn from_process() -> Self {
@@ -193,5 +200,22 @@ impl Context {
             .resource
             .as_deref()
             .unwrap_or(config::DEFAULT_RESOURCE)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn env_debug_shows_names_not_values() {
+        let env = Env::from_pairs([("IDENTITY_HEADER", "very-secret"), ("EMPTY", "")]);
+        let shown = format!("{env:?}");
+        assert!(
+            shown.contains("IDENTITY_HEADER") && !shown.contains("very-secret"),
+            "{shown}"
+        );
+        assert_eq!(env.get("EMPTY"), None, "empty counts as unset");
+        assert_eq!(env.get("IDENTITY_HEADER"), Some("very-secret"));
     }
 }
