@@ -227,6 +227,22 @@ check "every client used the helper's refresh token at the realm" \
   bash -c "printf '%s\n' \"\$1\" | grep '\"event\":\"token\"' | grep -q '\"refresh_token\":\"$helper_fp\"' &&
            printf '%s\n' \"\$2\" | grep '\"event\":\"token\"' | grep -q '\"refresh_token\":\"$helper_fp\"'" _ "$podman_events" "$docker_events"
 
+# ---------------------------------------------------------------- the kubelet's credentials work with a real registry
+kubelet_credentials_pull() {
+  local response user pass
+  response=$(printf '{"kind":"CredentialProviderRequest","apiVersion":"credentialprovider.kubelet.k8s.io/v1","image":"%s"}' \
+    "$REG/e2e/hello" | docker-credential-acr kubelet) || return 1
+  user=$(printf '%s' "$response" | python3 -c 'import json,sys; print(json.load(sys.stdin)["auth"]["'"$REG"'"]["username"])')
+  pass=$(printf '%s' "$response" | python3 -c 'import json,sys; sys.stdout.write(json.load(sys.stdin)["auth"]["'"$REG"'"]["password"])')
+  [ "$user" = 00000000-0000-0000-0000-000000000000 ] || return 1
+  [ "$(printf %s "$pass" | fp)" = "$helper_fp" ] || return 1 # the same cached token
+  # Username/password as containerd gets them from the kubelet: Basic auth at the realm.
+  skopeo inspect --authfile auth-none.json --creds "$user:$pass" "docker://$IMAGE" >/dev/null || return 1
+  tail -1 events.jsonl | grep -q '"grant":"basic"' && tail -1 events.jsonl | grep -q "\"refresh_token\":\"$helper_fp\""
+}
+check "kubelet mode: the null-GUID user and refresh token pull from the registry (Basic auth at the realm)" \
+  kubelet_credentials_pull
+
 # ---------------------------------------------------------------- docker login / logout call store and erase
 check "docker login (store is accepted)" \
   bash -c "DOCKER_HOST=unix://$work/no-daemon.sock DOCKER_CONFIG=$work/docker-helper docker login -u pusher --password-stdin $REG <<<pusher-secret | grep -q 'Login Succeeded' &&
