@@ -6,7 +6,8 @@ usage() {
   cat <<'USAGE'
 Usage: ./install.sh [--registry NAME]... [--prefix DIR]
 
-Builds the release binary with cargo and installs it to ${PREFIX:-/usr/local}/bin.
+Builds the release binary with cargo (as you) and installs it to ${PREFIX:-/usr/local}/bin,
+through sudo if that directory is not writable.
 
   --registry NAME   add "credHelpers": {"NAME": "acr"} to the invoking user's Docker config
                     ($DOCKER_CONFIG/config.json or ~/.docker/config.json; under sudo, the sudo
@@ -30,14 +31,30 @@ while [ $# -gt 0 ]; do
 done
 
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "install.sh: cargo not found; install the Rust toolchain (rustup) first" >&2
+  echo "install.sh: cargo not found; install the Rust toolchain (rustup) first." >&2
+  if [ -n "${SUDO_USER:-}" ]; then
+    echo "install.sh: under sudo, PATH is reset; run ./install.sh as yourself — it asks for sudo only to copy the binary." >&2
+  fi
   exit 1
 fi
 
 cd "$(dirname "$0")"
 cargo build --release --locked --quiet
-install -d "$prefix/bin"
-install -m 0755 target/release/docker-credential-acr "$prefix/bin/docker-credential-acr"
+# Copy with the rights the prefix needs: directly if writable, else through sudo.
+as_needed=()
+probe="$prefix"
+while [ ! -e "$probe" ]; do probe="$(dirname "$probe")"; done
+if [ ! -w "$probe" ] || { [ -e "$prefix/bin" ] && [ ! -w "$prefix/bin" ]; }; then
+  if command -v sudo >/dev/null 2>&1; then
+    echo "install.sh: $prefix/bin is not writable; using sudo to copy the binary"
+    as_needed=(sudo)
+  else
+    echo "install.sh: cannot write to $prefix/bin; run as root or set PREFIX" >&2
+    exit 1
+  fi
+fi
+"${as_needed[@]}" install -d "$prefix/bin"
+"${as_needed[@]}" install -m 0755 target/release/docker-credential-acr "$prefix/bin/docker-credential-acr"
 echo "installed $prefix/bin/docker-credential-acr ($("$prefix/bin/docker-credential-acr" version))"
 case ":$PATH:" in
   *":$prefix/bin:"*) ;;
