@@ -23,6 +23,8 @@ enum Mark {
 struct Report {
     text: String,
     failed: Option<(&'static str, String)>,
+    /// A cached token that `get` would still serve if a refresh fails, and until when.
+    cached_until: Option<u64>,
 }
 
 impl Report {
@@ -47,6 +49,7 @@ pub fn diagnose(ctx: &Context, registry_arg: Option<&str>) -> (String, bool) {
     let mut r = Report {
         text: String::new(),
         failed: None,
+        cached_until: None,
     };
     let host = registry_arg.map(registry::normalize);
     let _ = writeln!(
@@ -114,6 +117,10 @@ pub fn diagnose(ctx: &Context, registry_arg: Option<&str>) -> (String, bool) {
         let state = match Cache::new(ctx).read(&key) {
             None => "no entry".to_string(),
             Some(c) => {
+                if c.freshness(now) != Freshness::Expiring {
+                    r.cached_until =
+                        Some(c.expires_at.saturating_sub(crate::cache::REFRESH_MARGIN));
+                }
                 let phase = match c.freshness(now) {
                     Freshness::Fresh => "fresh (served with no network)",
                     Freshness::Aging => "aging (refreshed on the next pull; served if that fails)",
@@ -223,6 +230,13 @@ fn finish(mut r: Report) -> (String, bool) {
                 r.text,
                 "result: FAILED at step \"{step}\"; the line above says why and what to do."
             );
+            if let (Some(until), "token" | "challenge" | "exchange") = (r.cached_until, step) {
+                let _ = writeln!(
+                    r.text,
+                    "        pulls still work from the cached token until {}, but it cannot be renewed.",
+                    utc(until)
+                );
+            }
             (r.text, false)
         }
     }
@@ -248,6 +262,25 @@ fn wiring(ctx: &Context, host: Option<&str>, r: &mut Report) {
         containers.push(h.join(".config/containers/auth.json"));
     }
     let mut routed = false;
+    match kubelet_provider_config() {
+        Some((config, true)) => {
+            routed = true;
+            r.line(
+                Mark::Ok,
+                "kubelet",
+                format!("the running kubelet's {} names docker-credential-acr", config.display()),
+            );
+        }
+        Some((config, false)) => r.line(
+            Mark::Info,
+            "kubelet",
+            format!(
+                "the running kubelet's {} does not name docker-credential-acr (see docs/kubernetes.md)",
+                config.display()
+            ),
+        ),
+        None => {}
+    }
     for (label, paths) in [
         ("docker", docker.into_iter().collect::<Vec<_>>()),
         ("containers", containers),
@@ -278,7 +311,7 @@ fn wiring(ctx: &Context, host: Option<&str>, r: &mut Report) {
         r.fail(
             "wiring",
             format!(
-                "no client configuration sends {host} to this helper; run `docker-credential-acr configure docker {host}` (and `configure podman {host}` for podman/skopeo), or `configure kubelet` on Kubernetes nodes"
+                "no client configuration sends {host} to this helper (Docker config, containers auth.json, a running kubelet's credential provider config); run `docker-credential-acr configure docker {host}` (and `configure podman {host}` for podman/skopeo), or `configure kubelet` on Kubernetes nodes"
             ),
         );
     }
@@ -289,6 +322,38 @@ fn wiring(ctx: &Context, host: Option<&str>, r: &mut Report) {
             "docker-credential-acr is not on PATH, where clients look for it; install it to /usr/local/bin (./install.sh)".into(),
         ),
     }
+}
+
+/// The `--image-credential-provider-config` of a running kubelet, if one can be seen in /proc,
+/// and whether that file names this helper.
+fn kubelet_provider_config() -> Option<(PathBuf, bool)> {
+    const FLAG: &str = "--image-credential-provider-config";
+    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
+        let name = entry.file_name();
+        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
+            continue;
+        }
+        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let args: Vec<String> = raw
+            .split(|&b| b == 0)
+            .map(|a| String::from_utf8_lossy(a).into_owned())
+            .collect();
+        if !args.first().is_some_and(|a| a.ends_with("kubelet")) {
+            continue;
+        }
+        let path = args.iter().enumerate().find_map(|(i, a)| {
+            a.strip_prefix(FLAG)
+                .and_then(|rest| rest.strip_prefix('='))
+                .map(String::from)
+                .or_else(|| (a == FLAG).then(|| args.get(i + 1).cloned()).flatten())
+        })?;
+        let names_us =
+            std::fs::read_to_string(&path).is_ok_and(|text| text.contains("docker-credential-acr"));
+        return Some((path.into(), names_us));
+    }
+    None
 }
 
 /// What in a client config file routes `host` (or, without a host, any registry) to `acr`.

@@ -16,6 +16,14 @@ fn wired() -> World {
     w
 }
 
+/// Doctor tests run one at a time: one of them starts a process that looks like a kubelet,
+/// which every doctor on the machine would see.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn doctor(w: &World, args: &[&str]) -> crate::support::Out {
     let mut all = vec!["doctor"];
     all.extend(args);
@@ -37,8 +45,8 @@ fn assert_failed_at(out: &crate::support::Out, step: &str, needles: &[&str]) {
         assert!(fail_line.contains(n), "{n:?} missing from {fail_line:?}");
     }
     assert!(
-        out.stdout.ends_with(&format!(
-            "result: FAILED at step \"{step}\"; the line above says why and what to do.\n"
+        out.stdout.contains(&format!(
+            "\nresult: FAILED at step \"{step}\"; the line above says why and what to do.\n"
         )),
         "{out}"
     );
@@ -46,6 +54,7 @@ fn assert_failed_at(out: &crate::support::Out, step: &str, needles: &[&str]) {
 
 #[test]
 fn healthy_setup_reports_every_step_ok() {
+    let _serial = serial();
     let w = wired();
     let out = doctor(&w, &["https://MyReg.azurecr.io/"]);
     assert_eq!(out.code, Some(0), "{out}");
@@ -83,6 +92,7 @@ fn healthy_setup_reports_every_step_ok() {
 
 #[test]
 fn without_a_registry_it_checks_the_identity_only() {
+    let _serial = serial();
     let w = wired();
     let out = doctor(&w, &[]);
     assert_eq!(out.code, Some(0), "{out}");
@@ -95,6 +105,7 @@ fn without_a_registry_it_checks_the_identity_only() {
 
 #[test]
 fn no_endpoint_is_the_token_step() {
+    let _serial = serial();
     let mut w = wired();
     let closed = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -114,6 +125,7 @@ fn no_endpoint_is_the_token_step() {
 
 #[test]
 fn unknown_identity_is_the_token_step() {
+    let _serial = serial();
     let w = wired();
     w.write_config(r#"{"identity": {"client_id": "99999999-9999-9999-9999-999999999999"}}"#);
     let out = doctor(&w, &["myreg.azurecr.io"]);
@@ -157,6 +169,7 @@ fn firewall_403_is_named_with_its_correlation_id() {
 
 #[test]
 fn unwired_registry_is_the_wiring_step() {
+    let _serial = serial();
     let w = wired();
     let out = doctor(&w, &["other.azurecr.io"]);
     assert!(out.stdout.contains("ok    exchange"), "{out}");
@@ -165,6 +178,7 @@ fn unwired_registry_is_the_wiring_step() {
 
 #[test]
 fn helper_missing_from_path_is_the_path_step() {
+    let _serial = serial();
     let mut w = wired();
     w.set_env("PATH", "/usr/bin:/bin");
     let out = doctor(&w, &["myreg.azurecr.io"]);
@@ -173,6 +187,7 @@ fn helper_missing_from_path_is_the_path_step() {
 
 #[test]
 fn unserved_registry_is_the_registry_step() {
+    let _serial = serial();
     let w = wired();
     let out = doctor(&w, &["evil.azurecr.io.attacker.com"]);
     assert_failed_at(&out, "registry", &["is not served"]);
@@ -181,6 +196,7 @@ fn unserved_registry_is_the_registry_step() {
 
 #[test]
 fn slow_endpoint_is_reported_not_hung() {
+    let _serial = serial();
     let w = wired();
     w.imds
         .always(Reply::json(200, "{}").delayed(std::time::Duration::from_secs(5)));
@@ -190,4 +206,89 @@ fn slow_endpoint_is_reported_not_hung() {
         &[("DOCKER_CREDENTIAL_ACR_TIMEOUT", "2")],
     );
     assert_failed_at(&out, "token", &["deadline"]);
+}
+
+/// A process named `kubelet` with a credential provider config, killed on drop.
+struct FakeKubelet(std::process::Child);
+
+impl Drop for FakeKubelet {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn fake_kubelet(config: &std::path::Path) -> FakeKubelet {
+    let child = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!(
+            "exec -a /usr/bin/kubelet bash -c 'sleep 60; :' kubelet --image-credential-provider-config={}",
+            config.display()
+        ))
+        .spawn()
+        .unwrap();
+    // Wait until its command line shows the flag.
+    for _ in 0..100 {
+        let cmdline = std::fs::read(format!("/proc/{}/cmdline", child.id())).unwrap_or_default();
+        if String::from_utf8_lossy(&cmdline).contains("--image-credential-provider-config") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    FakeKubelet(child)
+}
+
+#[test]
+fn a_running_kubelet_with_this_provider_counts_as_wiring() {
+    let _serial = serial();
+    let mut w = World::new();
+    let bindir = w.dir.path().join("bin");
+    std::fs::create_dir_all(&bindir).unwrap();
+    std::os::unix::fs::symlink(bin(), bindir.join("docker-credential-acr")).unwrap();
+    w.set_env("PATH", &format!("{}:/usr/bin:/bin", bindir.display()));
+    let config = w.dir.path().join("credential-provider-config.yaml");
+    let out = w.run(&["configure", "kubelet"], "", &[]);
+    std::fs::write(&config, &out.stdout).unwrap();
+    let _kubelet = fake_kubelet(&config);
+    let out = doctor(&w, &["myreg.azurecr.io"]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout.contains(&format!(
+            "ok    kubelet     the running kubelet's {} names docker-credential-acr",
+            config.display()
+        )),
+        "{out}"
+    );
+
+    // A kubelet whose config does not name this helper is reported, and is no wiring.
+    std::fs::write(
+        &config,
+        "apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders: []\n",
+    )
+    .unwrap();
+    let out = doctor(&w, &["myreg.azurecr.io"]);
+    assert!(
+        out.stdout.contains("does not name docker-credential-acr"),
+        "{out}"
+    );
+    assert_failed_at(&out, "wiring", &["configure kubelet"]);
+}
+
+#[test]
+fn failing_refresh_with_a_valid_cache_says_pulls_still_work() {
+    let _serial = serial();
+    let w = wired();
+    w.get("myreg.azurecr.io").secret();
+    w.imds.always(Reply::new(500, "down"));
+    let out = w.run(
+        &["doctor", "myreg.azurecr.io"],
+        "",
+        &[("DOCKER_CREDENTIAL_ACR_TIMEOUT", "2")],
+    );
+    assert_failed_at(&out, "token", &["HTTP 500"]);
+    assert!(
+        out.stdout
+            .contains("pulls still work from the cached token until"),
+        "{out}"
+    );
 }
