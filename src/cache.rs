@@ -41,6 +41,17 @@ pub struct Key {
 }
 
 impl Key {
+    /// The entry `get` uses for `registry` with `identity` under this context's audience and
+    /// configured tenant.
+    pub fn new(ctx: &Context, registry: &str, identity: &crate::identity::Identity) -> Self {
+        Key {
+            registry: registry.to_string(),
+            identity: identity.key(),
+            audience: ctx.resource().to_string(),
+            tenant: ctx.config.tenant.clone(),
+        }
+    }
+
     /// The file stem: the registry (readable) and a digest of the whole key.
     fn stem(&self) -> String {
         let readable: String = self

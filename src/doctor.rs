@@ -104,12 +104,7 @@ pub fn diagnose(ctx: &Context, registry_arg: Option<&str>) -> (String, bool) {
 
     let now = ctx.now();
     if let Some(host) = &host {
-        let key = Key {
-            registry: host.clone(),
-            identity: identity.key(),
-            audience: ctx.resource().to_string(),
-            tenant: ctx.config.tenant.clone(),
-        };
+        let key = Key::new(ctx, host, &identity);
         let dir = ctx
             .cache_dir
             .as_ref()

@@ -281,12 +281,7 @@ pub fn get(ctx: &Context, server: &str) -> Result<Grant, Error> {
     let (identity, reason) = identity::choose(ctx, &host);
     ctx.log
         .debug(format_args!("{host}: using the {identity} ({reason:?})"));
-    let key = Key {
-        registry: host.clone(),
-        identity: identity.key(),
-        audience: ctx.resource().to_string(),
-        tenant: ctx.config.tenant.clone(),
-    };
+    let key = Key::new(ctx, &host, &identity);
     Cache::new(ctx).get_or_refresh(&key, || fetch_refresh_token(ctx, &host, &identity))
 }
 
