@@ -67,6 +67,51 @@ fn peak_rss_kib(s: &Subject, env: &[(String, String)]) -> Option<u64> {
         .ok()
 }
 
+/// The files opened and sockets created by one run, from `strace` (None when strace is missing).
+fn syscalls(
+    s: &Subject,
+    env: &[(String, String)],
+    dir: &Path,
+) -> Option<(Vec<String>, Vec<String>)> {
+    let log = dir.join(format!(
+        "strace-{}.log",
+        s.args.len() + s.stdin.to_string_lossy().len()
+    ));
+    let status = Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=openat,open,socket,connect", "-o"])
+        .arg(&log)
+        .arg(&s.program)
+        .args(&s.args)
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (k, v)))
+        .stdin(File::open(&s.stdin).unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .ok()?;
+    assert_eq!(status.success(), s.expect_ok, "{} under strace", s.name);
+    let text = std::fs::read_to_string(&log).unwrap();
+    let mut opened = Vec::new();
+    let mut sockets = Vec::new();
+    for line in text.lines() {
+        if line.contains("socket(") || line.contains("connect(") {
+            sockets.push(line.to_string());
+        } else if let Some(start) = line.find('"') {
+            let rest = &line[start + 1..];
+            let path = &rest[..rest.find('"').unwrap_or(rest.len())];
+            // The dynamic loader and the runtime's stack-guard probe are the floor's too.
+            if !(path.starts_with("/etc/ld.so")
+                || path.starts_with("/lib")
+                || path.starts_with("/usr/lib")
+                || path == "/proc/self/maps")
+            {
+                opened.push(path.to_string());
+            }
+        }
+    }
+    Some((opened, sockets))
+}
+
 fn median(v: &mut [Duration]) -> Duration {
     v.sort();
     v[v.len() / 2]
@@ -161,6 +206,36 @@ fn main() {
             med.as_secs_f64() / floor_median.as_secs_f64(),
             rss
         );
+    }
+    // What the fast paths touch: no socket at all; the not-served path opens nothing but the
+    // configuration file, the warm path only that and its cache entry.
+    match (
+        syscalls(&subjects[2], &env, dir),
+        syscalls(&subjects[1], &env, dir),
+    ) {
+        (Some((not_served_files, not_served_sockets)), Some((warm_files, warm_sockets))) => {
+            let config = w.config_path().display().to_string();
+            assert!(
+                not_served_sockets.is_empty() && warm_sockets.is_empty(),
+                "sockets on a fast path: {not_served_sockets:?} {warm_sockets:?}"
+            );
+            assert_eq!(
+                not_served_files,
+                vec![config.clone()],
+                "the not-served get opened more than the config"
+            );
+            assert_eq!(warm_files.len(), 2, "the warm get opened {warm_files:?}");
+            assert_eq!(warm_files[0], config);
+            assert!(
+                warm_files[1].starts_with(&w.cache_dir().display().to_string())
+                    && warm_files[1].ends_with(".json"),
+                "{warm_files:?}"
+            );
+            println!(
+                "I/O (strace): not-served get opens only the config file; warm get opens the config file and one cache entry; neither opens a socket."
+            );
+        }
+        _ => println!("I/O check not run: strace is not installed (apt-get install strace)."),
     }
     let size = std::fs::metadata(support::bin()).unwrap().len();
     println!();
