@@ -526,3 +526,28 @@ fn config_suffixes_and_registries_are_served() {
     w.get("other.azurecr.example.other").assert_not_found();
     w.get("teama.azurecr.io").credentials();
 }
+
+#[test]
+fn bad_timeout_variable_is_named() {
+    let w = World::new();
+    for bad in ["0", "fifty", "99999", "-1"] {
+        let line = w
+            .run(
+                &["get"],
+                "myreg.azurecr.io",
+                &[("DOCKER_CREDENTIAL_ACR_TIMEOUT", bad)],
+            )
+            .error_line();
+        assert!(
+            line.contains("DOCKER_CREDENTIAL_ACR_TIMEOUT") && line.contains("1 to 3600"),
+            "{bad}: {line}"
+        );
+    }
+    assert_eq!(w.traffic(), (0, 0, 0));
+    let out = w.run(
+        &["get"],
+        "myreg.azurecr.io",
+        &[("DOCKER_CREDENTIAL_ACR_TIMEOUT", "30s")],
+    );
+    out.secret();
+}
