@@ -2,8 +2,8 @@
 //!
 //! *Local* endpoints (IMDS, App Service, Arc) are plain HTTP on the machine and must never go
 //! through a proxy, whatever `HTTP(S)_PROXY` say. *Remote* endpoints (the registry, Entra ID) are
-//! HTTPS only, honour `HTTPS_PROXY`/`NO_PROXY`, and trust the system store plus `SSL_CERT_FILE` /
-//! `SSL_CERT_DIR`. Neither follows redirects, so a token is only ever sent where it was addressed.
+//! HTTPS only, honour `HTTPS_PROXY`/`NO_PROXY`, and trust the system store — or, when set,
+//! `SSL_CERT_FILE` / `SSL_CERT_DIR` instead, as OpenSSL does. Neither follows redirects, so a token is only ever sent where it was addressed.
 //! Bodies are read to a string with a size cap. This module knows nothing of tokens: callers put
 //! them in headers or forms and never into anything this module logs.
 
@@ -79,7 +79,9 @@ pub enum Transport {
     Dns,
     #[error("timed out")]
     Timeout,
-    #[error("TLS failed ({0}); if the registry uses a private CA, point SSL_CERT_FILE at it")]
+    #[error(
+        "TLS failed ({0}); if the registry uses a private CA, point SSL_CERT_FILE at a bundle of the system CAs plus it"
+    )]
     Tls(String),
     #[error("response larger than {MAX_BODY_BYTES} bytes")]
     TooLarge,

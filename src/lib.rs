@@ -362,7 +362,7 @@ Environment:
   IDENTITY_ENDPOINT, IMDS_ENDPOINT   Azure Arc agent (key-file challenge; system-assigned only)
   DOCKER_CREDENTIAL_ACR_ARC_KEY_DIR  the Arc agent's key directory (default /var/opt/azcmagent/tokens)
   HTTPS_PROXY, NO_PROXY              used for registry traffic, never for IMDS
-  SSL_CERT_FILE, SSL_CERT_DIR        extra trusted CAs
+  SSL_CERT_FILE, SSL_CERT_DIR        CAs to trust instead of the system store (OpenSSL semantics)
 
 Docs: README.md and docs/ (configuration, clients, cache, troubleshooting).
 "#
