@@ -166,8 +166,10 @@ pub fn diagnose(ctx: &Context, registry_arg: Option<&str>) -> (String, bool) {
     };
 
     let started = Instant::now();
-    let challenge = match exchange::challenge(ctx, &host) {
-        Ok(c) => c,
+    let (challenge, agent) = match exchange::registry_agent(ctx, &host)
+        .and_then(|agent| exchange::challenge(ctx, &agent, &host).map(|c| (c, agent)))
+    {
+        Ok(pair) => pair,
         Err(e) => {
             r.fail("challenge", e.to_string());
             return finish(r);
@@ -194,7 +196,15 @@ pub fn diagnose(ctx: &Context, registry_arg: Option<&str>) -> (String, bool) {
         return finish(r);
     };
     let started = Instant::now();
-    match exchange::exchange(ctx, &host, &challenge, &tenant, &aad, &identity.to_string()) {
+    match exchange::exchange(
+        ctx,
+        &agent,
+        &host,
+        &challenge,
+        &tenant,
+        &aad,
+        &identity.to_string(),
+    ) {
         Ok(t) => r.line(
             Mark::Ok,
             "exchange",

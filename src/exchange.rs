@@ -42,15 +42,26 @@ pub struct RefreshToken {
     pub claims: Claims,
 }
 
+/// The HTTPS agent for `authority` (proxy per `HTTPS_PROXY`/`NO_PROXY`), for requests to `url`
+/// on behalf of registry `host`. One agent serves the challenge and the exchange when both go to
+/// the login server, so trust roots load once and the TLS connection can be reused.
+pub fn agent(ctx: &Context, host: &str, authority: &str, url: &str) -> Result<ureq::Agent, Error> {
+    http::remote_agent(&ctx.env, authority).map_err(|why| Error::RegistryUnreachable {
+        registry: host.into(),
+        url: url.into(),
+        why,
+    })
+}
+
+/// The agent for the login server itself, as [`challenge`] and [`exchange`] take it.
+pub fn registry_agent(ctx: &Context, host: &str) -> Result<ureq::Agent, Error> {
+    agent(ctx, host, host, &format!("https://{host}/v2/"))
+}
+
 /// `GET https://<host>/v2/` and reads the bearer challenge. The realm must be HTTPS on a host this
 /// helper serves; otherwise no token will be sent there.
-pub fn challenge(ctx: &Context, host: &str) -> Result<Challenge, Error> {
+pub fn challenge(ctx: &Context, agent: &ureq::Agent, host: &str) -> Result<Challenge, Error> {
     let url = format!("https://{host}/v2/");
-    let agent = http::remote_agent(&ctx.env, host).map_err(|why| Error::RegistryUnreachable {
-        registry: host.into(),
-        url: url.clone(),
-        why,
-    })?;
     let request = http::Request {
         url: &url,
         headers: &[],
@@ -61,7 +72,7 @@ pub fn challenge(ctx: &Context, host: &str) -> Result<Challenge, Error> {
     let (outcome, _) = http::retry(
         &ctx.deadline,
         FIRST_RETRY,
-        || http::send(&agent, &request, &ctx.deadline, PER_TRY),
+        || http::send(agent, &request, &ctx.deadline, PER_TRY),
         http::remote_verdict,
     );
     let response = outcome.map_err(|why| Error::RegistryUnreachable {
@@ -200,9 +211,11 @@ fn parse_params(s: &str) -> Vec<(String, String)> {
 }
 
 /// `POST <origin>/oauth2/exchange` with `grant_type=access_token`, `service`, `tenant`,
-/// `access_token`; returns the ACR refresh token.
+/// `access_token`; returns the ACR refresh token. `registry_agent` is the login server's agent,
+/// reused when the realm is on the login server (ACR's case).
 pub fn exchange(
     ctx: &Context,
+    registry_agent: &ureq::Agent,
     host: &str,
     challenge: &Challenge,
     tenant: &str,
@@ -211,12 +224,13 @@ pub fn exchange(
 ) -> Result<RefreshToken, Error> {
     let url = challenge.exchange_url();
     let authority = challenge.origin.trim_start_matches("https://");
-    let agent =
-        http::remote_agent(&ctx.env, authority).map_err(|why| Error::RegistryUnreachable {
-            registry: host.into(),
-            url: url.clone(),
-            why,
-        })?;
+    let own;
+    let agent = if registry::normalize(authority) == host {
+        registry_agent
+    } else {
+        own = agent(ctx, host, authority, &url)?;
+        &own
+    };
     let form = [
         ("grant_type", "access_token"),
         ("service", challenge.service.as_str()),
@@ -238,7 +252,7 @@ pub fn exchange(
         &ctx.deadline,
         FIRST_RETRY,
         || {
-            let r = http::send(&agent, &request, &ctx.deadline, PER_TRY);
+            let r = http::send(agent, &request, &ctx.deadline, PER_TRY);
             if let Ok(resp) = &r {
                 ctx.log.debug(format_args!(
                     "registry: exchange answered HTTP {}",

@@ -291,7 +291,8 @@ pub fn fetch_refresh_token(
     host: &str,
     identity: &Identity,
 ) -> Result<RefreshToken, Error> {
-    let challenge = exchange::challenge(ctx, host)?;
+    let agent = exchange::registry_agent(ctx, host)?;
+    let challenge = exchange::challenge(ctx, &agent, host)?;
     let aad = identity::fetch_token(ctx, identity)?;
     let tenant = ctx
         .config
@@ -301,7 +302,15 @@ pub fn fetch_refresh_token(
         .ok_or_else(|| Error::NoTenant {
             registry: host.into(),
         })?;
-    let token = exchange::exchange(ctx, host, &challenge, &tenant, &aad, &identity.to_string())?;
+    let token = exchange::exchange(
+        ctx,
+        &agent,
+        host,
+        &challenge,
+        &tenant,
+        &aad,
+        &identity.to_string(),
+    )?;
     ctx.log.info(format_args!(
         "{host}: new refresh token {} expiring at {:?}",
         token.token.fingerprint(),
