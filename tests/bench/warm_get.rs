@@ -23,13 +23,27 @@ struct Subject {
     samples: Vec<Duration>,
 }
 
-fn run_once(s: &Subject, env: &[(String, String)]) -> Duration {
-    let start = Instant::now();
-    let out = Command::new(&s.program)
-        .args(&s.args)
+/// The subject's command line, optionally behind a wrapper (`/usr/bin/time`, `strace`), with
+/// exactly the given environment and its stdin file.
+fn command(wrapper: &[&str], s: &Subject, env: &[(String, String)]) -> Command {
+    let mut cmd = match wrapper.split_first() {
+        Some((program, args)) => {
+            let mut c = Command::new(program);
+            c.args(args).arg(&s.program);
+            c
+        }
+        None => Command::new(&s.program),
+    };
+    cmd.args(&s.args)
         .env_clear()
         .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(File::open(&s.stdin).unwrap())
+        .stdin(File::open(&s.stdin).unwrap());
+    cmd
+}
+
+fn run_once(s: &Subject, env: &[(String, String)]) -> Duration {
+    let start = Instant::now();
+    let out = command(&[], s, env)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .output()
@@ -50,12 +64,7 @@ fn peak_rss_kib(s: &Subject, env: &[(String, String)]) -> Option<u64> {
     if !time.exists() {
         return None;
     }
-    let out = Command::new(time)
-        .args(["-f", "%M", &s.program])
-        .args(&s.args)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(File::open(&s.stdin).unwrap())
+    let out = command(&["/usr/bin/time", "-f", "%M"], s, env)
         .stdout(Stdio::null())
         .output()
         .ok()?;
@@ -73,18 +82,19 @@ fn syscalls(
     env: &[(String, String)],
     dir: &Path,
 ) -> Option<(Vec<String>, Vec<String>)> {
-    let log = dir.join(format!(
-        "strace-{}.log",
-        s.args.len() + s.stdin.to_string_lossy().len()
-    ));
-    let status = Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=openat,open,socket,connect", "-o"])
-        .arg(&log)
-        .arg(&s.program)
-        .args(&s.args)
-        .env_clear()
-        .envs(env.iter().map(|(k, v)| (k, v)))
-        .stdin(File::open(&s.stdin).unwrap())
+    let stem = s.stdin.file_stem().unwrap().to_string_lossy();
+    let log = dir.join(format!("strace-{stem}.log"));
+    let log_arg = log.display().to_string();
+    let trace = [
+        "strace",
+        "-f",
+        "-qq",
+        "-e",
+        "trace=openat,open,socket,connect",
+        "-o",
+        &log_arg,
+    ];
+    let status = command(&trace, s, env)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()

@@ -107,10 +107,7 @@ fn without_a_registry_it_checks_the_identity_only() {
 fn no_endpoint_is_the_token_step() {
     let _serial = serial();
     let mut w = wired();
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = crate::support::closed_addr();
     w.set_env(
         "DOCKER_CREDENTIAL_ACR_IMDS_ENDPOINT",
         &format!("http://{closed}"),

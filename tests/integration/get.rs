@@ -191,12 +191,7 @@ fn exchange_sends_exactly_the_documented_form() {
     assert!(w.aad.contains(&r.form_value("access_token").unwrap()));
     // The challenge came first, through the proxy, to the registry host.
     assert_eq!(w.acr.server.count("/v2/"), 1);
-    assert!(
-        w.proxy
-            .connects()
-            .iter()
-            .all(|c| c == "CONNECT myreg.azurecr.io:443")
-    );
+    w.assert_proxy_only_reached("myreg.azurecr.io:443");
 }
 
 #[test]
@@ -250,10 +245,7 @@ fn direct_tls_to_a_listed_registry_without_proxy() {
 fn no_identity_endpoint_says_so_fast() {
     let mut w = World::new();
     // A port with nothing listening.
-    let closed = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap();
+    let closed = crate::support::closed_addr();
     w.set_env(
         "DOCKER_CREDENTIAL_ACR_IMDS_ENDPOINT",
         &format!("http://{closed}"),
@@ -385,12 +377,7 @@ fn plain_http_or_foreign_realm_gets_no_token() {
         );
         assert_eq!(w.acr.exchanges().len(), 0, "{realm}");
         assert_eq!(w.imds.server.total(), 0, "{realm}");
-        assert!(
-            w.proxy
-                .connects()
-                .iter()
-                .all(|c| c == "CONNECT myreg.azurecr.io:443")
-        );
+        w.assert_proxy_only_reached("myreg.azurecr.io:443");
     }
 }
 

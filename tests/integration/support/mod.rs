@@ -230,6 +230,13 @@ impl World {
         v["access_token"].as_str().unwrap().to_string()
     }
 
+    /// Asserts that every tunnel the proxy opened went to `authority` (and nowhere else).
+    pub fn assert_proxy_only_reached(&self, authority: &str) {
+        let connects = self.proxy.connects();
+        let want = format!("CONNECT {authority}");
+        assert!(connects.iter().all(|c| *c == want), "{connects:?}");
+    }
+
     /// Asserts no issued token appears in `text`.
     pub fn assert_no_token_in(&self, what: &str, text: &str) {
         for t in self.issued.all().iter().chain(self.aad.all().iter()) {
@@ -241,6 +248,15 @@ impl World {
             );
         }
     }
+}
+
+/// A loopback address with nothing listening: connections are refused at once.
+pub fn closed_addr() -> std::net::SocketAddr {
+    // The listener is dropped on return, so its port is free and closed.
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 /// A loopback address that accepts no connection and refuses none: a listener whose accept
