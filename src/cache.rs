@@ -5,19 +5,18 @@
 //! processes through one lock file per entry. It stores ACR refresh tokens only — never an AAD
 //! token — and it is advisory: any problem with the directory is a warning, never a failure.
 
-use std::fs::{self, File, OpenOptions};
-use std::io::{Read as _, Write as _};
-use std::os::unix::fs::{
-    DirBuilderExt as _, MetadataExt as _, OpenOptionsExt as _, PermissionsExt as _,
-};
+use std::fs::{self, File};
+use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _, PermissionsExt as _};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::acr::RefreshToken;
 use crate::context::Context;
 use crate::error::Error;
-use crate::exchange::RefreshToken;
+use crate::files::{self, Capped};
+use crate::identity::Identity;
 use crate::jwt::Claims;
 use crate::secret::{self, Secret};
 
@@ -43,7 +42,7 @@ pub struct Key {
 impl Key {
     /// The entry `get` uses for `registry` with `identity` under this context's audience and
     /// configured tenant.
-    pub fn new(ctx: &Context, registry: &str, identity: &crate::identity::Identity) -> Self {
+    pub fn new(ctx: &Context, registry: &str, identity: &Identity) -> Self {
         Key {
             registry: registry.to_string(),
             identity: identity.key(),
@@ -223,9 +222,8 @@ impl<'a> Cache<'a> {
         if !meta.is_dir() {
             return refuse("is not a directory");
         }
-        if let Some(uid) = effective_uid()
-            && meta.uid() != uid
-        {
+        let uid = files::effective_uid();
+        if meta.uid() != uid {
             return refuse(&format!(
                 "is owned by uid {}, not by this user (uid {uid})",
                 meta.uid()
@@ -286,7 +284,13 @@ impl<'a> Cache<'a> {
             expires_at,
         };
         let path = dir.join(format!("{}.json", key.stem()));
-        if let Err(e) = write_atomic(dir, &path, &entry) {
+        let written = serde_json::to_vec(&entry)
+            .map_err(std::io::Error::other)
+            .and_then(|mut bytes| {
+                bytes.push(b'\n');
+                files::write_atomic(&path, &bytes, 0o600)
+            });
+        if let Err(e) = written {
             self.ctx.log.warn(format_args!(
                 "cannot write cache entry {} ({e}); continuing without caching",
                 path.display()
@@ -299,13 +303,7 @@ impl<'a> Cache<'a> {
     fn lock(&self, key: &Key) -> Option<File> {
         let dir = self.writable_dir()?;
         let path = dir.join(format!("{}.lock", key.stem()));
-        let file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(O_NOFOLLOW)
-            .open(&path)
+        let file = files::open_lock_file(&path, 0o600)
             .map_err(|e| {
                 self.ctx.log.warn(format_args!(
                     "cannot open lock file {} ({e})",
@@ -442,49 +440,12 @@ fn issued_at(claims: &Claims, now: u64) -> u64 {
     claims.iat.filter(|&iat| iat <= now + 60).unwrap_or(now)
 }
 
-/// `O_NOFOLLOW`: its value differs between architectures.
-#[cfg(any(target_arch = "aarch64", target_arch = "arm"))]
-const O_NOFOLLOW: i32 = 0o100000;
-#[cfg(not(any(target_arch = "aarch64", target_arch = "arm")))]
-const O_NOFOLLOW: i32 = 0o400000;
-
 fn read_entry(path: &Path) -> Option<Entry> {
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(O_NOFOLLOW)
-        .open(path)
-        .ok()?;
-    let mut text = String::new();
-    file.take(MAX_ENTRY_BYTES).read_to_string(&mut text).ok()?;
-    serde_json::from_str(&text).ok()
-}
-
-fn write_atomic(dir: &Path, path: &Path, entry: &Entry) -> std::io::Result<()> {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.subsec_nanos());
-    let temp = dir.join(format!(".tmp-{}-{nanos}", std::process::id()));
-    let result = (|| {
-        let mut file = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&temp)?;
-        let mut bytes = serde_json::to_vec(entry).map_err(std::io::Error::other)?;
-        bytes.push(b'\n');
-        file.write_all(&bytes)?;
-        file.sync_all()?;
-        fs::rename(&temp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
+    let file = files::open_nofollow(path).ok()?;
+    match files::read_file_capped(file, MAX_ENTRY_BYTES).ok()? {
+        Capped::Text(text) => serde_json::from_str(&text).ok(),
+        Capped::Missing | Capped::TooLarge => None,
     }
-    result
-}
-
-/// This process's effective uid: the owner of `/proc/self`.
-fn effective_uid() -> Option<u32> {
-    fs::metadata("/proc/self").ok().map(|m| m.uid())
 }
 
 #[cfg(test)]

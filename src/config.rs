@@ -1,17 +1,20 @@
 //! The configuration file: where it is found, what it may say, and how mistakes are reported.
 //!
 //! The file decides which hosts are served and which identity is used, so it is strict: unknown
-//! keys and bad values are errors that name the file, the field and (where the parser knows it)
-//! the line. A missing file means defaults. This module only reads and validates; it makes no
-//! network call and knows nothing of tokens.
+//! keys and bad values are errors that name the file, the field, what was expected (in the
+//! user's words, never a Rust type) and, where it can be found, the line. A missing file means
+//! defaults. This module only reads and validates; it makes no network call and knows nothing
+//! of tokens.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde_json::{Map, Value};
 
-use crate::identity::Identity;
+use crate::files::{self, Capped};
+use crate::hosts;
+use crate::identity::{Identity, Reason, describe};
 
 /// The largest configuration file read; anything bigger is certainly a mistake.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -19,31 +22,31 @@ const MAX_CONFIG_BYTES: u64 = 1 << 20;
 /// The default audience: a leaked token is then useless against Azure Resource Manager.
 pub const DEFAULT_RESOURCE: &str = "https://containerregistry.azure.net";
 
+/// The variable that names the configuration file.
+pub const CONFIG_VARIABLE: &str = "DOCKER_CREDENTIAL_ACR_CONFIG";
+
 /// The parsed, validated file. `Default` is what a machine with no file gets.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Config {
     pub identity: Option<Identity>,
     pub resource: Option<String>,
     pub tenant: Option<String>,
     pub timeout_seconds: Option<u64>,
-    #[serde(default)]
     pub login_server_suffixes: Vec<String>,
-    #[serde(default)]
     pub registries: BTreeMap<String, RegistryConfig>,
 }
 
 /// One entry under `registries`: the host is served, with this identity if given.
-#[derive(Debug, Default, Clone, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RegistryConfig {
     pub identity: Option<Identity>,
 }
 
-/// A configuration file that exists but cannot be used.
+/// A configuration file that exists but cannot be used (or that was named and is missing).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
     pub path: PathBuf,
+    /// What is wrong and what to do, in one line.
     pub message: String,
 }
 
@@ -76,33 +79,49 @@ impl Locations {
 /// Loads the first file found; `Ok((Config::default(), None))` when there is none.
 pub fn load(locations: &Locations) -> Result<(Config, Option<PathBuf>), ConfigError> {
     if let Some(path) = &locations.explicit {
-        return read(path).map(|c| (c, Some(path.clone())));
+        return match files::read_capped(path, MAX_CONFIG_BYTES) {
+            Ok(Capped::Missing) => Err(error(
+                path,
+                format!(
+                    "cannot open it: it does not exist; {CONFIG_VARIABLE} names it — create the file or unset the variable"
+                ),
+            )),
+            other => read(path, other).map(|c| (c, Some(path.clone()))),
+        };
     }
     for path in locations.user.iter().chain([&locations.system]) {
-        match std::fs::metadata(path) {
-            Ok(_) => return read(path).map(|c| (c, Some(path.clone()))),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
-            Err(e) => return Err(error(path, format!("cannot read it: {e}"))),
+        match files::read_capped(path, MAX_CONFIG_BYTES) {
+            Ok(Capped::Missing) => continue,
+            other => return read(path, other).map(|c| (c, Some(path.clone()))),
         }
     }
     Ok((Config::default(), None))
 }
 
-fn read(path: &Path) -> Result<Config, ConfigError> {
-    use std::io::Read as _;
-    let file =
-        std::fs::File::open(path).map_err(|e| error(path, format!("cannot open it: {e}")))?;
-    let mut text = String::new();
-    file.take(MAX_CONFIG_BYTES + 1)
-        .read_to_string(&mut text)
-        .map_err(|e| error(path, format!("cannot read it as UTF-8 text: {e}")))?;
-    if text.len() as u64 > MAX_CONFIG_BYTES {
-        return Err(error(
-            path,
-            "larger than 1 MiB; is this the right file?".into(),
-        ));
-    }
-    parse(&text).map_err(|message| error(path, message))
+fn read(path: &Path, read: std::io::Result<Capped>) -> Result<Config, ConfigError> {
+    let text = match read {
+        Ok(Capped::Text(text)) => text,
+        Ok(Capped::Missing) => String::new(),
+        Ok(Capped::TooLarge) => {
+            return Err(error(
+                path,
+                "larger than 1 MiB; is this the right file?".into(),
+            ));
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::InvalidData => {
+            return Err(error(
+                path,
+                "cannot read it as UTF-8 text; save it as UTF-8 JSON".into(),
+            ));
+        }
+        Err(e) => {
+            return Err(error(
+                path,
+                format!("cannot open it: {e}; fix its permissions or remove it"),
+            ));
+        }
+    };
+    parse(&text).map_err(|message| error(path, format!("{message}; fix the file or remove it")))
 }
 
 fn error(path: &Path, message: String) -> ConfigError {
@@ -112,11 +131,171 @@ fn error(path: &Path, message: String) -> ConfigError {
     }
 }
 
-/// Parses and validates the text of a configuration file. The error names the field.
+/// Parses and validates the text of a configuration file. The error names the field and what
+/// it expects. A UTF-8 byte-order mark (which some editors write) is accepted.
 pub fn parse(text: &str) -> Result<Config, String> {
-    let mut config: Config = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let text = text.strip_prefix('\u{feff}').unwrap_or(text);
+    let value: Value = serde_json::from_str(text).map_err(|e| {
+        format!(
+            "not valid JSON ({} at line {} column {})",
+            json_problem(&e),
+            e.line(),
+            e.column()
+        )
+    })?;
+    let Value::Object(top) = value else {
+        return Err(format!(
+            "expected a JSON object such as {{\"identity\": \"system\"}}, found {}",
+            describe(&value)
+        ));
+    };
+    let fields = Fields {
+        text,
+        parent: "",
+        allowed: &[
+            "identity",
+            "resource",
+            "tenant",
+            "timeout_seconds",
+            "login_server_suffixes",
+            "registries",
+        ],
+    };
+    fields.check(&top)?;
+    let mut config = Config {
+        identity: optional(&top, "identity", |v| Identity::from_json(v, "identity"))?,
+        resource: optional(&top, "resource", |v| string(v, "resource"))?,
+        tenant: optional(&top, "tenant", |v| string(v, "tenant"))?,
+        timeout_seconds: optional(&top, "timeout_seconds", |v| {
+            v.as_u64().ok_or_else(|| {
+                format!(
+                    "field `timeout_seconds`: expected a whole number of seconds from 1 to 3600, found {}",
+                    describe(v)
+                )
+            })
+        })?,
+        login_server_suffixes: optional(&top, "login_server_suffixes", |v| {
+            let Value::Array(items) = v else {
+                return Err(format!(
+                    "field `login_server_suffixes`: expected a list of DNS suffixes such as [\".azurecr.example.local\"], found {}",
+                    describe(v)
+                ));
+            };
+            items
+                .iter()
+                .map(|i| string(i, "login_server_suffixes"))
+                .collect()
+        })?
+        .unwrap_or_default(),
+        registries: BTreeMap::new(),
+    };
+    if let Some(v) = top.get("registries") {
+        let Value::Object(entries) = v else {
+            return Err(format!(
+                "field `registries`: expected an object such as {{\"myreg.azurecr.io\": {{}}}}, found {}",
+                describe(v)
+            ));
+        };
+        for (host, entry) in entries {
+            let field = format!("registries.{host}");
+            let Value::Object(entry) = entry else {
+                return Err(format!(
+                    "field `{field}`: expected an object ({{}} or {{\"identity\": …}}), found {}",
+                    describe(entry)
+                ));
+            };
+            Fields {
+                text,
+                parent: &field,
+                allowed: &["identity"],
+            }
+            .check(entry)?;
+            let identity = optional(entry, "identity", |v| {
+                Identity::from_json(v, &format!("{field}.identity"))
+            })?;
+            config
+                .registries
+                .insert(host.clone(), RegistryConfig { identity });
+        }
+    }
     config.validate()?;
     Ok(config)
+}
+
+/// The keys an object may have, and how to report one it may not.
+struct Fields<'a> {
+    text: &'a str,
+    parent: &'a str,
+    allowed: &'a [&'a str],
+}
+
+impl Fields<'_> {
+    fn check(&self, object: &Map<String, Value>) -> Result<(), String> {
+        let Some(unknown) = object.keys().find(|k| !self.allowed.contains(&k.as_str())) else {
+            return Ok(());
+        };
+        let place = if self.parent.is_empty() {
+            String::new()
+        } else {
+            format!(" in `{}`", self.parent)
+        };
+        let line = line_of(self.text, &format!("\"{unknown}\""))
+            .map(|n| format!(" at line {n}"))
+            .unwrap_or_default();
+        Err(format!(
+            "unknown field `{unknown}`{place}{line}; expected one of {}",
+            self.allowed
+                .iter()
+                .map(|a| format!("`{a}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ))
+    }
+}
+
+/// The 1-based line of the first occurrence of `needle`.
+fn line_of(text: &str, needle: &str) -> Option<usize> {
+    text.find(needle)
+        .map(|at| text[..at].bytes().filter(|b| *b == b'\n').count() + 1)
+}
+
+fn optional<T>(
+    object: &Map<String, Value>,
+    key: &str,
+    read: impl FnOnce(&Value) -> Result<T, String>,
+) -> Result<Option<T>, String> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(v) => read(v).map(Some),
+    }
+}
+
+fn string(value: &Value, field: &str) -> Result<String, String> {
+    value.as_str().map(String::from).ok_or_else(|| {
+        format!(
+            "field `{field}`: expected a string, found {}",
+            describe(value)
+        )
+    })
+}
+
+/// serde_json's syntax message without quoting the input.
+fn json_problem(e: &serde_json::Error) -> &'static str {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Eof => "it ends early (EOF)",
+        Category::Syntax => "syntax error",
+        Category::Data => "unexpected shape",
+        Category::Io => "I/O error",
+    }
+}
+
+/// A tenant id (GUID) or domain, as `tenant` and `AZURE_TENANT_ID` must be.
+pub fn is_tenant(tenant: &str) -> bool {
+    !tenant.is_empty()
+        && tenant
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
 }
 
 impl Config {
@@ -130,10 +309,7 @@ impl Config {
             }
         }
         if let Some(tenant) = &self.tenant
-            && (tenant.is_empty()
-                || !tenant
-                    .chars()
-                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.'))
+            && !is_tenant(tenant)
         {
             return Err(format!(
                 "field `tenant`: {tenant:?} is not a tenant id or domain"
@@ -154,7 +330,7 @@ impl Config {
                 format!(".{normal}")
             };
             let labels: Vec<&str> = normal[1..].split('.').collect();
-            if labels.len() < 2 || !labels.iter().all(|l| crate::registry::is_dns_label(l)) {
+            if labels.len() < 2 || !labels.iter().all(|l| hosts::is_dns_label(l)) {
                 return Err(format!(
                     "field `login_server_suffixes`: {suffix:?} is not a DNS suffix such as \".azurecr.example.local\""
                 ));
@@ -163,7 +339,7 @@ impl Config {
         }
         let mut registries = BTreeMap::new();
         for (host, entry) in std::mem::take(&mut self.registries) {
-            let normal = crate::registry::normalize(&host);
+            let normal = hosts::normalize(&host);
             if normal.is_empty()
                 || normal != host.trim().to_ascii_lowercase().trim_end_matches(":443")
             {
@@ -177,12 +353,32 @@ impl Config {
         Ok(())
     }
 
-    /// The identity for a registry: its own entry, else the top-level one.
-    pub fn identity_for(&self, host: &str) -> Option<&Identity> {
+    /// Whether a normalised host is served: listed under `registries`, or an ACR login server.
+    pub fn serves(&self, host: &str) -> bool {
+        self.registries.contains_key(host)
+            || hosts::is_login_server(host, &self.login_server_suffixes)
+    }
+
+    /// Why a host is not served, for `doctor` and `configure`.
+    pub fn why_not_served(&self, host: &str) -> String {
+        format!(
+            "{host} is not an ACR login server ({}) and is not listed under `registries` in the configuration",
+            hosts::why_not_login_server(host, &self.login_server_suffixes)
+        )
+    }
+
+    /// The configured identity for a registry: its own entry, else the top-level one.
+    pub fn identity_for(&self, host: &str) -> Option<(&Identity, Reason)> {
         self.registries
             .get(host)
             .and_then(|r| r.identity.as_ref())
-            .or(self.identity.as_ref())
+            .map(|i| (i, Reason::RegistryConfig))
+            .or(self.identity.as_ref().map(|i| (i, Reason::Config)))
+    }
+
+    /// The AAD audience requested for registries.
+    pub fn resource(&self) -> &str {
+        self.resource.as_deref().unwrap_or(DEFAULT_RESOURCE)
     }
 }
 
@@ -193,6 +389,7 @@ mod tests {
     #[test]
     fn empty_object_is_defaults() {
         assert_eq!(parse("{}").unwrap(), Config::default());
+        assert_eq!(parse("\u{feff}{}").unwrap(), Config::default());
     }
 
     #[test]
@@ -220,19 +417,21 @@ mod tests {
             c.registries.keys().collect::<Vec<_>>(),
             vec!["localhost:8443", "teama.azurecr.io", "teamb.azurecr.io"]
         );
-        assert_eq!(c.identity_for("teamb.azurecr.io"), Some(&Identity::System));
+        let id = |h| c.identity_for(h).map(|(i, r)| (i.clone(), r));
+        assert_eq!(
+            id("teamb.azurecr.io"),
+            Some((Identity::System, Reason::RegistryConfig))
+        );
         assert!(matches!(
-            c.identity_for("teama.azurecr.io"),
-            Some(Identity::ResourceId(_))
+            id("teama.azurecr.io"),
+            Some((Identity::ResourceId(_), Reason::RegistryConfig))
         ));
         assert!(matches!(
-            c.identity_for("other.azurecr.io"),
-            Some(Identity::ClientId(_))
+            id("other.azurecr.io"),
+            Some((Identity::ClientId(_), Reason::Config))
         ));
-        assert!(matches!(
-            c.identity_for("localhost:8443"),
-            Some(Identity::ClientId(_))
-        ));
+        assert!(c.serves("localhost:8443") && c.serves("x1234.azurecr.other.local"));
+        assert!(!c.serves("localhost:8444"));
     }
 
     #[test]
@@ -241,23 +440,39 @@ mod tests {
         assert!(e.contains("unknown field `identiy`"), "{e}");
         assert!(e.contains("line 2"), "{e}");
         let e = parse(r#"{"registries": {"a.azurecr.io": {"identty": "system"}}}"#).unwrap_err();
-        assert!(e.contains("unknown field `identty`"), "{e}");
+        assert!(
+            e.contains("unknown field `identty` in `registries.a.azurecr.io`"),
+            "{e}"
+        );
     }
 
     #[test]
-    fn bad_values_name_the_field() {
-        for (text, field) in [
+    fn bad_values_name_the_field_and_what_is_expected() {
+        for (text, says) in [
             (
                 r#"{"resource": "http://containerregistry.azure.net"}"#,
-                "`resource`",
+                "field `resource`: \"http://",
             ),
             (r#"{"resource": "https://"}"#, "`resource`"),
+            (r#"{"resource": 5}"#, "`resource`: expected a string"),
             (r#"{"tenant": "a b"}"#, "`tenant`"),
             (r#"{"timeout_seconds": 0}"#, "`timeout_seconds`"),
             (r#"{"timeout_seconds": 99999}"#, "`timeout_seconds`"),
             (
+                r#"{"timeout_seconds": "50"}"#,
+                "field `timeout_seconds`: expected a whole number of seconds from 1 to 3600, found the string \"50\"",
+            ),
+            (
+                r#"{"timeout_seconds": 2.5}"#,
+                "expected a whole number of seconds",
+            ),
+            (
                 r#"{"login_server_suffixes": ["io"]}"#,
                 "`login_server_suffixes`",
+            ),
+            (
+                r#"{"login_server_suffixes": ".a.b"}"#,
+                "`login_server_suffixes`: expected a list",
             ),
             (
                 r#"{"login_server_suffixes": [".a..b"]}"#,
@@ -268,13 +483,38 @@ mod tests {
                 "`registries`",
             ),
             (r#"{"registries": {"": {}}}"#, "`registries`"),
+            (
+                r#"{"registries": {"x.azurecr.io": null}}"#,
+                "field `registries.x.azurecr.io`: expected an object ({} or {\"identity\": …}), found null",
+            ),
+            (
+                r#"{"registries": []}"#,
+                "field `registries`: expected an object",
+            ),
+            (
+                r#"{"registries": {"x.azurecr.io": {"identity": {"client_id": "nope"}}}}"#,
+                "field `registries.x.azurecr.io.identity.client_id`",
+            ),
+            ("[]", "expected a JSON object"),
+            ("{", "EOF"),
         ] {
             let e = parse(text).unwrap_err();
-            assert!(e.contains(field), "{text} → {e}");
+            assert!(e.contains(says), "{text} → {e}");
+            assert!(!e.contains("u64") && !e.contains("struct"), "{e}");
         }
-        let e = parse(r#"{"timeout_seconds": "fifty"}"#).unwrap_err();
-        assert!(e.contains("invalid type"), "{e}");
-        assert!(parse("{").unwrap_err().contains("EOF"));
-        assert!(parse("[]").is_err());
+    }
+
+    #[test]
+    fn explicit_missing_file_says_which_variable() {
+        let e = load(&Locations {
+            explicit: Some("/nonexistent/dca.json".into()),
+            user: None,
+            system: "/nonexistent/sys.json".into(),
+        })
+        .unwrap_err();
+        assert!(
+            e.message.contains("DOCKER_CREDENTIAL_ACR_CONFIG") && !e.message.contains("fix the"),
+            "{e}"
+        );
     }
 }

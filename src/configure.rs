@@ -1,97 +1,105 @@
-//! `configure`: wiring clients to this helper for named registries only.
+//! `configure docker|podman`: wiring clients to this helper for named registries only, and
+//! unwiring them.
 //!
-//! Owns: adding `credHelpers` entries to a Docker `config.json` or a containers `auth.json`,
-//! atomically, keeping every other key, never replacing a file it cannot parse. It never adds a
+//! Owns: adding and removing `credHelpers` entries in a Docker `config.json` or a containers
+//! `auth.json`, atomically and through symbolic links, keeping every other key and the file's
+//! mode (new files are 0600: they may come to hold passwords). It never replaces a file it
+//! cannot parse, never takes over another helper's entry without `--force`, and never adds a
 //! `credsStore` (that would route every registry, and every `docker login`, here).
 
 use std::fs;
-use std::io::Write as _;
-use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _, PermissionsExt as _};
+use std::os::unix::fs::PermissionsExt as _;
 use std::path::{Path, PathBuf};
 
-use crate::context::Context;
+use serde_json::{Map, Value};
+
+use crate::clients::{HELPER_NAME, MAX_CLIENT_CONFIG};
+use crate::config::Config;
 use crate::error::Error;
-use crate::registry;
+use crate::files::{self, Capped};
+use crate::hosts;
 
-/// The helper's suffix: Docker runs `docker-credential-<suffix>`.
-pub const HELPER_NAME: &str = "acr";
-/// The largest client config file read.
-const MAX_CLIENT_CONFIG: u64 = 4 << 20;
-
-/// Which client's file to edit.
+/// What to do with the named registries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Client {
-    Docker,
-    Podman,
+pub enum Action {
+    /// Add `credHelpers` entries; `force` replaces another helper's entry.
+    Add { force: bool },
+    /// Remove this helper's entries.
+    Remove,
 }
 
-/// The file each client reads by default, from the environment as the client itself does.
-pub fn default_path(client: Client, ctx: &Context) -> Option<PathBuf> {
-    let home = ctx
-        .env
-        .get("HOME")
-        .map(PathBuf::from)
-        .or_else(dirs::home_dir);
-    match client {
-        Client::Docker => match ctx.env.get("DOCKER_CONFIG") {
-            Some(dir) => Some(PathBuf::from(dir).join("config.json")),
-            None => home.map(|h| h.join(".docker").join("config.json")),
-        },
-        Client::Podman => match ctx.env.get("REGISTRY_AUTH_FILE") {
-            Some(file) => Some(PathBuf::from(file)),
-            None => ctx
-                .env
-                .get("XDG_CONFIG_HOME")
-                .map(PathBuf::from)
-                .or_else(|| home.map(|h| h.join(".config")))
-                .map(|c| c.join("containers").join("auth.json")),
-        },
-    }
-}
-
-/// What `configure` did, for the message on stdout.
-#[derive(Debug, PartialEq, Eq)]
+/// What `configure` did, for the lines on stdout.
+#[derive(Debug, Default, PartialEq, Eq)]
 pub struct Outcome {
     pub path: PathBuf,
     pub added: Vec<String>,
     pub unchanged: Vec<String>,
+    /// Entries that named another helper, and which (`--force`).
+    pub replaced: Vec<(String, String)>,
+    pub removed: Vec<String>,
+    /// `--remove` of a registry not routed here, and where it is routed instead, if anywhere.
+    pub not_ours: Vec<(String, Option<String>)>,
 }
 
-/// Adds `credHelpers[<registry>] = "acr"` for each registry to the JSON file at `path`.
-pub fn add_cred_helpers(
-    ctx: &Context,
+impl Outcome {
+    /// One line per registry, saying what happened where.
+    pub fn report(&self) -> String {
+        let path = self.path.display();
+        let mut text = String::new();
+        for host in &self.added {
+            text.push_str(&format!(
+                "added credHelpers \"{host}\": \"{HELPER_NAME}\" to {path}\n"
+            ));
+        }
+        for (host, old) in &self.replaced {
+            text.push_str(&format!(
+                "replaced credHelpers \"{host}\": {old:?} with \"{HELPER_NAME}\" in {path}\n"
+            ));
+        }
+        for host in &self.unchanged {
+            text.push_str(&format!("already configured: {host} in {path}\n"));
+        }
+        for host in &self.removed {
+            text.push_str(&format!("removed credHelpers \"{host}\" from {path}\n"));
+        }
+        for (host, other) in &self.not_ours {
+            match other {
+                Some(helper) => text.push_str(&format!(
+                    "left alone: {host} is routed to {helper:?}, not to this helper, in {path}\n"
+                )),
+                None => text.push_str(&format!("not configured: {host} in {path}\n")),
+            }
+        }
+        text
+    }
+}
+
+/// Applies `action` for each registry to the JSON file at `path`.
+pub fn apply(
+    config: &Config,
     path: &Path,
     registries: &[String],
+    action: Action,
 ) -> Result<Outcome, Error> {
     let fail = |why: String| Error::Configure {
         path: path.to_path_buf(),
         why,
     };
-    if registries.is_empty() {
-        return Err(Error::Usage(
-            "configure docker|podman [--config PATH] REGISTRY...: name at least one registry"
-                .into(),
-        ));
-    }
-    let mut hosts = Vec::new();
+    let mut hosts_named = Vec::new();
     for r in registries {
-        let host = registry::normalize(r);
-        if !registry::is_served(&host, &ctx.config) {
+        let host = hosts::normalize(r);
+        if action != Action::Remove && !config.serves(&host) {
             return Err(fail(format!(
-                "{r:?} is not a registry this helper serves (an ACR login server such as myreg.azurecr.io, or a `registries` entry in the configuration file)"
+                "{r:?} is not a registry this helper serves: {}",
+                config.why_not_served(&host)
             )));
         }
-        hosts.push(host);
+        hosts_named.push(host);
     }
-    let (mut doc, mode) = match fs::symlink_metadata(path) {
-        Ok(meta) => {
-            if meta.len() > MAX_CLIENT_CONFIG {
-                return Err(fail("larger than 4 MiB; refusing to rewrite it".into()));
-            }
-            let text =
-                fs::read_to_string(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
-            let doc: serde_json::Value = if text.trim().is_empty() {
-                serde_json::json!({})
+    let (mut doc, mode) = match files::read_capped(path, MAX_CLIENT_CONFIG) {
+        Ok(Capped::Text(text)) => {
+            let doc = if text.trim().is_empty() {
+                Value::Object(Map::new())
             } else {
                 serde_json::from_str(&text).map_err(|e| {
                     fail(format!(
@@ -99,70 +107,115 @@ pub fn add_cred_helpers(
                     ))
                 })?
             };
-            (doc, meta.permissions().mode() & 0o7777)
+            let mode = fs::metadata(path)
+                .map(|m| m.permissions().mode() & 0o7777)
+                .unwrap_or(0o600);
+            (doc, mode)
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => (serde_json::json!({}), 0o600),
+        Ok(Capped::Missing) => (Value::Object(Map::new()), 0o600),
+        Ok(Capped::TooLarge) => {
+            return Err(fail("larger than 4 MiB; refusing to rewrite it".into()));
+        }
         Err(e) => return Err(fail(format!("cannot read it: {e}"))),
     };
     let Some(object) = doc.as_object_mut() else {
         return Err(fail("not a JSON object; it was left untouched".into()));
     };
-    let helpers = object
-        .entry("credHelpers")
-        .or_insert_with(|| serde_json::json!({}));
-    let Some(helpers) = helpers.as_object_mut() else {
-        return Err(fail(
-            "`credHelpers` is not an object; it was left untouched".into(),
-        ));
-    };
     let mut outcome = Outcome {
         path: path.to_path_buf(),
-        added: vec![],
-        unchanged: vec![],
+        ..Outcome::default()
     };
-    for host in hosts {
-        if helpers.get(&host).and_then(|v| v.as_str()) == Some(HELPER_NAME) {
-            outcome.unchanged.push(host);
-        } else {
-            helpers.insert(host.clone(), HELPER_NAME.into());
-            outcome.added.push(host);
-        }
+    match action {
+        Action::Add { force } => add(object, hosts_named, force, &mut outcome).map_err(fail)?,
+        Action::Remove => remove(object, hosts_named, &mut outcome).map_err(fail)?,
     }
-    if !outcome.added.is_empty() {
+    let changed =
+        !(outcome.added.is_empty() && outcome.replaced.is_empty() && outcome.removed.is_empty());
+    if changed {
         let mut text = serde_json::to_string_pretty(&doc).map_err(|e| fail(e.to_string()))?;
         text.push('\n');
-        write_atomic(path, text.as_bytes(), mode)
+        files::write_through(path, text.as_bytes(), mode)
             .map_err(|e| fail(format!("cannot write it: {e}")))?;
     }
     Ok(outcome)
 }
 
-fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
+fn add(
+    object: &mut Map<String, Value>,
+    hosts: Vec<String>,
+    force: bool,
+    outcome: &mut Outcome,
+) -> Result<(), String> {
+    let helpers = object
+        .entry("credHelpers")
+        .or_insert_with(|| Value::Object(Map::new()));
+    let Some(helpers) = helpers.as_object_mut() else {
+        return Err("`credHelpers` is not an object; it was left untouched".into());
     };
-    fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)?;
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let temp = dir.join(format!(".{name}.tmp-{}", std::process::id()));
-    let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&temp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        fs::rename(&temp, path)
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&temp);
+    let taken: Vec<String> = hosts
+        .iter()
+        .filter_map(|h| match helpers.get(h) {
+            Some(Value::String(v)) if v == HELPER_NAME => None,
+            Some(other) => Some(format!("{h} → {other}")),
+            None => None,
+        })
+        .collect();
+    if !force && !taken.is_empty() {
+        return Err(format!(
+            "credHelpers already routes {} to another helper; nothing was changed — pass --force to replace it",
+            taken.join(", ")
+        ));
     }
-    result
+    for host in hosts {
+        match helpers.insert(host.clone(), HELPER_NAME.into()) {
+            Some(Value::String(v)) if v == HELPER_NAME => outcome.unchanged.push(host),
+            Some(Value::String(old)) => outcome.replaced.push((host, old)),
+            Some(old) => outcome.replaced.push((host, old.to_string())),
+            None => outcome.added.push(host),
+        }
+    }
+    Ok(())
+}
+
+fn remove(
+    object: &mut Map<String, Value>,
+    hosts: Vec<String>,
+    outcome: &mut Outcome,
+) -> Result<(), String> {
+    let Some(helpers) = object.get_mut("credHelpers") else {
+        outcome.not_ours = hosts.into_iter().map(|h| (h, None)).collect();
+        return Ok(());
+    };
+    let Some(helpers) = helpers.as_object_mut() else {
+        return Err("`credHelpers` is not an object; it was left untouched".into());
+    };
+    for host in hosts {
+        // Entries may have been written by hand with a scheme or in another case.
+        let keys: Vec<String> = helpers
+            .keys()
+            .filter(|k| hosts::normalize(k) == host)
+            .cloned()
+            .collect();
+        let mut ours = false;
+        let mut other = None;
+        for key in keys {
+            match helpers.get(&key) {
+                Some(Value::String(v)) if v == HELPER_NAME => {
+                    helpers.remove(&key);
+                    ours = true;
+                }
+                Some(v) => other = Some(v.as_str().map_or(v.to_string(), String::from)),
+                None => {}
+            }
+        }
+        if ours {
+            outcome.removed.push(host);
+        } else {
+            outcome.not_ours.push((host, other));
+        }
+    }
+    if helpers.is_empty() {
+        object.remove("credHelpers");
+    }
+    Ok(())
 }

@@ -1,119 +1,23 @@
-//! Everything a command is given from outside, gathered in one place.
+//! Everything a command is given from outside, gathered and checked in one place.
 //!
 //! `main` builds one [`Context`] from the process environment; everything below takes it as an
 //! argument, so tests can point endpoints, the cache directory and the clock anywhere. Nothing else
-//! in the crate reads environment variables or the system clock.
+//! in the crate reads environment variables or the system clock. Every variable the helper
+//! reads is validated here, by one rule: a value that cannot be right is an error naming the
+//! variable, before any request is made.
 
-use std::collections::BTreeMap;
-use std::fmt::Display;
-use std::io::Write as _;
 use std::path::PathBuf;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use crate::config::{self, Config};
+use crate::env::{Deadline, Env, Level, Log, system_clock};
 use crate::error::Error;
+use crate::identity::is_guid;
 
 /// The default overall deadline of one command: under kubelet's 60 s exec limit.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(50);
 /// IMDS's well-known address.
 pub const DEFAULT_IMDS_ENDPOINT: &str = "http://169.254.169.254";
-
-/// A snapshot of the environment variables, taken once. Its `Debug` shows names only: values
-/// such as `IDENTITY_HEADER` are secrets.
-#[derive(Default, Clone)]
-pub struct Env(BTreeMap<String, String>);
-
-impl std::fmt::Debug for Env {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_set().entries(self.0.keys()).finish()
-    }
-}
-
-impl Env {
-    pub fn from_process() -> Self {
-        Env(std::env::vars_os()
-            .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
-            .collect())
-    }
-
-    pub fn from_pairs<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Self {
-        Env(pairs
-            .into_iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect())
-    }
-
-    /// The variable's value, or `None` if unset or empty.
-    pub fn get(&self, name: &str) -> Option<&str> {
-        self.0
-            .get(name)
-            .map(String::as_str)
-            .filter(|v| !v.is_empty())
-    }
-}
-
-/// How much goes to stderr.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub enum Level {
-    Error,
-    Warn,
-    Info,
-    Debug,
-}
-
-/// Diagnostics on stderr, which every caller passes through to the user or its own log. Never
-/// given a token: callers pass fingerprints.
-#[derive(Debug, Clone, Copy)]
-pub struct Log {
-    pub level: Level,
-}
-
-impl Log {
-    fn write(&self, level: Level, tag: &str, message: impl Display) {
-        if level <= self.level {
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "docker-credential-acr: {tag}: {message}"
-            );
-        }
-    }
-    pub fn warn(&self, message: impl Display) {
-        self.write(Level::Warn, "warning", message)
-    }
-    pub fn info(&self, message: impl Display) {
-        self.write(Level::Info, "info", message)
-    }
-    pub fn debug(&self, message: impl Display) {
-        self.write(Level::Debug, "debug", message)
-    }
-    /// The detail of a failure; the one-line summary goes to stdout.
-    pub fn error(&self, message: impl Display) {
-        self.write(Level::Error, "error", message)
-    }
-}
-
-/// One command's overall time budget.
-#[derive(Debug, Clone, Copy)]
-pub struct Deadline {
-    pub start: Instant,
-    pub at: Instant,
-}
-
-impl Deadline {
-    pub fn after(budget: Duration) -> Self {
-        let start = Instant::now();
-        Deadline {
-            start,
-            at: start + budget,
-        }
-    }
-    pub fn remaining(&self) -> Duration {
-        self.at.saturating_duration_since(Instant::now())
-    }
-    pub fn budget(&self) -> Duration {
-        self.at - self.start
-    }
-}
 
 /// What every command runs with.
 #[derive(Debug, Clone)]
@@ -130,50 +34,37 @@ pub struct Context {
     pub clock: fn() -> u64,
 }
 
-/// Seconds since the epoch from the system clock.
-pub fn system_clock() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs())
-}
-
 impl Context {
     /// Builds the context from the environment: reads the configuration file (the only I/O).
     pub fn from_env(env: Env) -> Result<Self, Error> {
         let log = Log {
-            level: match env
-                .get("DOCKER_CREDENTIAL_ACR_LOG")
-                .map(str::to_ascii_lowercase)
-            {
-                Some(l) if l == "error" => Level::Error,
-                Some(l) if l == "info" => Level::Info,
-                Some(l) if l == "debug" || l == "trace" => Level::Debug,
-                _ => Level::Warn,
+            level: match env.get("DOCKER_CREDENTIAL_ACR_LOG") {
+                None => Level::Warn,
+                Some(v) => Level::parse(v).ok_or_else(|| Error::Environment {
+                    name: "DOCKER_CREDENTIAL_ACR_LOG",
+                    why: format!(
+                        "{v:?} is not a log level; use error, warn (the default), info, debug or trace"
+                    ),
+                })?,
             },
+        };
+        let imds_endpoint = imds_endpoint(&env)?;
+        check_identity_variables(&env)?;
+        let timeout = match env.get("DOCKER_CREDENTIAL_ACR_TIMEOUT") {
+            Some(v) => Some(parse_timeout(v).ok_or_else(|| Error::Environment {
+                name: "DOCKER_CREDENTIAL_ACR_TIMEOUT",
+                why: format!("{v:?} is not a number of seconds from 1 to 3600 (such as 50 or 50s)"),
+            })?),
+            None => None,
         };
         let locations =
-            config::Locations::from_env(env.get("DOCKER_CREDENTIAL_ACR_CONFIG").map(String::from));
+            config::Locations::from_env(env.get(config::CONFIG_VARIABLE).map(String::from));
         let (config, config_path) = config::load(&locations).map_err(Error::Config)?;
-        let timeout = match env.get("DOCKER_CREDENTIAL_ACR_TIMEOUT") {
-            Some(v) => match v.trim().trim_end_matches('s').parse::<u64>() {
-                Ok(n) if (1..=3600).contains(&n) => Duration::from_secs(n),
-                _ => {
-                    return Err(Error::Environment {
-                        name: "DOCKER_CREDENTIAL_ACR_TIMEOUT",
-                        why: format!("{v:?} is not a number of seconds from 1 to 3600"),
-                    });
-                }
-            },
-            None => config
+        let timeout = timeout.unwrap_or_else(|| {
+            config
                 .timeout_seconds
-                .map_or(DEFAULT_TIMEOUT, Duration::from_secs),
-        };
-        let imds_endpoint = env
-            .get("DOCKER_CREDENTIAL_ACR_IMDS_ENDPOINT")
-            .or_else(|| env.get("AZURE_POD_IDENTITY_AUTHORITY_HOST"))
-            .unwrap_or(DEFAULT_IMDS_ENDPOINT)
-            .trim_end_matches('/')
-            .to_string();
+                .map_or(DEFAULT_TIMEOUT, Duration::from_secs)
+        });
         let cache_dir = env
             .get("DOCKER_CREDENTIAL_ACR_CACHE_DIR")
             .map(PathBuf::from)
@@ -196,11 +87,75 @@ impl Context {
 
     /// The AAD audience requested for the registry.
     pub fn resource(&self) -> &str {
-        self.config
-            .resource
-            .as_deref()
-            .unwrap_or(config::DEFAULT_RESOURCE)
+        self.config.resource()
     }
+}
+
+/// `50` or `50s`, from 1 to 3600.
+fn parse_timeout(v: &str) -> Option<Duration> {
+    let v = v.trim();
+    let digits = v.strip_suffix('s').unwrap_or(v);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    (1..=3600).contains(&n).then(|| Duration::from_secs(n))
+}
+
+/// The IMDS base URL: `http://host[:port]` with nothing after it, from
+/// `DOCKER_CREDENTIAL_ACR_IMDS_ENDPOINT`, else `AZURE_POD_IDENTITY_AUTHORITY_HOST`, else the
+/// well-known address.
+fn imds_endpoint(env: &Env) -> Result<String, Error> {
+    for name in [
+        "DOCKER_CREDENTIAL_ACR_IMDS_ENDPOINT",
+        "AZURE_POD_IDENTITY_AUTHORITY_HOST",
+    ] {
+        let Some(value) = env.get(name) else {
+            continue;
+        };
+        let base = value.trim().trim_end_matches('/');
+        let authority = base.strip_prefix("http://").ok_or_else(|| Error::Environment {
+            name,
+            why: format!(
+                "{value:?} is not an http:// base URL such as {DEFAULT_IMDS_ENDPOINT} (the identity endpoint is plain HTTP on the local network)"
+            ),
+        })?;
+        if authority.is_empty()
+            || authority.contains(['/', '?', '#', '@', ' '])
+            || authority.starts_with(':')
+        {
+            return Err(Error::Environment {
+                name,
+                why: format!(
+                    "{value:?} must be the base URL only, such as {DEFAULT_IMDS_ENDPOINT}; the helper adds /metadata/identity/oauth2/token itself"
+                ),
+            });
+        }
+        return Ok(base.to_string());
+    }
+    Ok(DEFAULT_IMDS_ENDPOINT.to_string())
+}
+
+/// `AZURE_CLIENT_ID` must be a GUID and `AZURE_TENANT_ID` a tenant id or domain, as the same
+/// values in the configuration file must be.
+fn check_identity_variables(env: &Env) -> Result<(), Error> {
+    if let Some(id) = env.get("AZURE_CLIENT_ID")
+        && !is_guid(id)
+    {
+        return Err(Error::Environment {
+            name: "AZURE_CLIENT_ID",
+            why: format!("{id:?} is not a GUID like 00000000-0000-0000-0000-000000000000"),
+        });
+    }
+    if let Some(tenant) = env.get("AZURE_TENANT_ID")
+        && !config::is_tenant(tenant)
+    {
+        return Err(Error::Environment {
+            name: "AZURE_TENANT_ID",
+            why: format!("{tenant:?} is not a tenant id or domain"),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -208,14 +163,53 @@ mod tests {
     use super::*;
 
     #[test]
-    fn env_debug_shows_names_not_values() {
-        let env = Env::from_pairs([("IDENTITY_HEADER", "very-secret"), ("EMPTY", "")]);
-        let shown = format!("{env:?}");
-        assert!(
-            shown.contains("IDENTITY_HEADER") && !shown.contains("very-secret"),
-            "{shown}"
+    fn timeouts() {
+        assert_eq!(parse_timeout("30"), Some(Duration::from_secs(30)));
+        assert_eq!(parse_timeout(" 30s "), Some(Duration::from_secs(30)));
+        for bad in ["30ss", "0", "3601", "-1", "s", "", "fifty", "1e3", "+5"] {
+            assert_eq!(parse_timeout(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn imds_endpoints() {
+        let get = |v: &str| {
+            imds_endpoint(&Env::from_pairs([(
+                "DOCKER_CREDENTIAL_ACR_IMDS_ENDPOINT",
+                v,
+            )]))
+        };
+        assert_eq!(
+            get("http://127.0.0.1:8080/").unwrap(),
+            "http://127.0.0.1:8080"
         );
-        assert_eq!(env.get("EMPTY"), None, "empty counts as unset");
-        assert_eq!(env.get("IDENTITY_HEADER"), Some("very-secret"));
+        for bad in [
+            "169.254.169.254",
+            "https://169.254.169.254",
+            "http://169.254.169.254/metadata/identity/oauth2/token",
+            "http://",
+            "not a url",
+        ] {
+            let e = get(bad).unwrap_err().to_string();
+            assert!(
+                e.contains("DOCKER_CREDENTIAL_ACR_IMDS_ENDPOINT"),
+                "{bad}: {e}"
+            );
+        }
+        assert_eq!(
+            imds_endpoint(&Env::default()).unwrap(),
+            DEFAULT_IMDS_ENDPOINT
+        );
+    }
+
+    #[test]
+    fn identity_variables() {
+        let check = |k, v| check_identity_variables(&Env::from_pairs([(k, v)]));
+        assert!(check("AZURE_CLIENT_ID", "00000000-0000-0000-0000-000000000001").is_ok());
+        let e = check("AZURE_CLIENT_ID", "not-a-guid")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("AZURE_CLIENT_ID") && e.contains("GUID"), "{e}");
+        assert!(check("AZURE_TENANT_ID", "a b").is_err());
     }
 }

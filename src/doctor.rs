@@ -1,17 +1,24 @@
 //! `doctor [REGISTRY]`: a human-readable walk through every step a pull depends on.
 //!
-//! Owns: the report. It reuses the real steps (identity choice, source detection, token fetch,
-//! challenge, exchange, cache read, client configuration) so what it says is what `get` does.
+//! Owns: the report. It runs the `get` pipeline itself ([`flow::plan`], [`flow::refresh`]) as
+//! an observer, so what it says is what `get` does, and it reads client wiring where
+//! [`clients`] says each client reads it. Each line is written as soon as its step completes.
 //! It never prints a token — only claims, times and fingerprints — and it does not write the
 //! cache. The report says which step broke first and how to fix it.
 
-use std::fmt::Write as _;
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::Duration;
 
-use crate::cache::{Cache, Freshness, Key};
+use crate::acr::{Challenge, RefreshToken};
+use crate::cache::{Cache, Freshness, REFRESH_MARGIN};
+use crate::clients::{self, Client};
 use crate::context::Context;
-use crate::{exchange, identity, registry};
+use crate::error::Error;
+use crate::flow::{self, Observer, Step};
+use crate::hosts;
+use crate::jwt::Audience;
+use crate::token::{AadToken, Detected};
 
 /// A step's outcome.
 enum Mark {
@@ -20,40 +27,104 @@ enum Mark {
     Info,
 }
 
-struct Report {
-    text: String,
-    failed: Option<(&'static str, String)>,
+struct Report<'a> {
+    out: &'a mut dyn Write,
+    now: u64,
+    /// The step under way, for the failure line.
+    current: Step,
+    failed: Option<&'static str>,
     /// A cached token that `get` would still serve if a refresh fails, and until when.
     cached_until: Option<u64>,
 }
 
-impl Report {
-    fn line(&mut self, mark: Mark, step: &'static str, detail: impl std::fmt::Display) {
+impl Report<'_> {
+    fn line(&mut self, mark: Mark, step: &str, detail: impl std::fmt::Display) {
         let tag = match mark {
             Mark::Ok => "ok  ",
             Mark::Fail => "FAIL",
             Mark::Info => "    ",
         };
-        let _ = writeln!(self.text, "{tag}  {step:<11} {detail}");
+        // A closed stdout must not stop the diagnosis; the exit code still tells.
+        let _ = writeln!(self.out, "{tag}  {step:<11} {detail}");
+        let _ = self.out.flush();
     }
-    fn fail(&mut self, step: &'static str, detail: String) {
-        self.line(Mark::Fail, step, &detail);
-        if self.failed.is_none() {
-            self.failed = Some((step, detail));
-        }
+
+    fn fail(&mut self, step: &'static str, detail: impl std::fmt::Display) {
+        self.line(Mark::Fail, step, detail);
+        self.failed.get_or_insert(step);
     }
 }
 
-/// Runs the diagnosis; returns the report and whether a pull would work.
-pub fn diagnose(ctx: &Context, registry_arg: Option<&str>) -> (String, bool) {
+impl Observer for Report<'_> {
+    fn begin(&mut self, step: Step) {
+        self.current = step;
+    }
+
+    fn source(&mut self, found: &Detected) {
+        let detail = format!(
+            "{} at {} ({})",
+            found.source.name(),
+            found.source.endpoint(),
+            found.why
+        );
+        self.line(Mark::Info, "source", detail);
+    }
+
+    fn token(&mut self, aad: &AadToken, took: Duration) {
+        let c = &aad.claims;
+        let aud = match &c.aud {
+            Some(Audience::One(a)) => a.clone(),
+            Some(Audience::Many(v)) => v.join(" "),
+            None => "?".into(),
+        };
+        let detail = format!(
+            "answered in {} ms: {}, aud {aud}, tid {}, oid {}, appid {}, expires {}",
+            took.as_millis(),
+            aad.token.fingerprint(),
+            c.tid.as_deref().unwrap_or("?"),
+            c.oid.as_deref().unwrap_or("?"),
+            c.appid.as_deref().unwrap_or("?"),
+            c.exp
+                .or(aad.expires_on)
+                .map_or("?".into(), |e| when(e, self.now)),
+        );
+        self.line(Mark::Ok, "token", detail);
+    }
+
+    fn challenge(&mut self, challenge: &Challenge, took: Duration) {
+        let detail = format!(
+            "token realm {}, service {} ({} ms)",
+            challenge.origin,
+            challenge.service,
+            took.as_millis()
+        );
+        self.line(Mark::Ok, "challenge", detail);
+    }
+
+    fn exchange(&mut self, token: &RefreshToken, tenant: &str, took: Duration) {
+        let detail = format!(
+            "refresh token {} for tenant {tenant}, expires {} ({} ms)",
+            token.token.fingerprint(),
+            token.claims.exp.map_or("?".into(), |e| when(e, self.now)),
+            took.as_millis()
+        );
+        self.line(Mark::Ok, "exchange", detail);
+    }
+}
+
+/// Runs the diagnosis, writing each line to `out` as it is known; returns whether a pull would
+/// work.
+pub fn diagnose(ctx: &Context, registry_arg: Option<&str>, out: &mut dyn Write) -> bool {
     let mut r = Report {
-        text: String::new(),
+        out,
+        now: ctx.now(),
+        current: Step::Source,
         failed: None,
         cached_until: None,
     };
-    let host = registry_arg.map(registry::normalize);
+    let host = registry_arg.map(hosts::normalize);
     let _ = writeln!(
-        r.text,
+        r.out,
         "docker-credential-acr {} — doctor{}",
         env!("CARGO_PKG_VERSION"),
         host.as_deref()
@@ -68,212 +139,129 @@ pub fn diagnose(ctx: &Context, registry_arg: Option<&str>) -> (String, bool) {
             None => "none found; defaults".into(),
         },
     );
-    if let Some(host) = &host {
-        if registry::is_served(host, &ctx.config) {
-            let why = if ctx.config.registries.contains_key(host) {
-                "listed under `registries`"
-            } else {
-                "an ACR login server"
-            };
-            r.line(Mark::Ok, "registry", format!("{host} is served ({why})"));
-        } else {
-            r.fail(
-                "registry",
-                format!(
-                    "{host} is not served: it is not an ACR login server (<name>.azurecr.io, .cn, .us, <name>-<hash>, <name>.<region>.geo) nor listed under `registries` in the configuration; docker will pull it anonymously"
-                ),
-            );
-            return finish(r);
-        }
-    }
-    let (identity, reason) = identity::choose(ctx, host.as_deref().unwrap_or(""));
-    let reason = match reason {
-        identity::Reason::RegistryConfig => "from this registry's entry in the configuration",
-        identity::Reason::Config => "from `identity` in the configuration",
-        identity::Reason::AzureClientId => "from AZURE_CLIENT_ID",
-        identity::Reason::Default => "default: no identity configured, AZURE_CLIENT_ID unset",
-    };
-    r.line(Mark::Info, "identity", format!("the {identity} ({reason})"));
-    let (source, why) = identity::detect(ctx);
-    r.line(
-        Mark::Info,
-        "source",
-        format!("{} at {} ({why})", source.via(), source.endpoint()),
-    );
-    r.line(Mark::Info, "audience", ctx.resource());
-
-    let now = ctx.now();
-    if let Some(host) = &host {
-        let key = Key::new(ctx, host, &identity);
-        let dir = ctx
-            .cache_dir
-            .as_ref()
-            .map_or("no cache directory".into(), |d| d.display().to_string());
-        let state = match Cache::new(ctx).read(&key) {
-            None => "no entry".to_string(),
-            Some(c) => {
-                if c.freshness(now) != Freshness::Expiring {
-                    r.cached_until =
-                        Some(c.expires_at.saturating_sub(crate::cache::REFRESH_MARGIN));
-                }
-                let phase = match c.freshness(now) {
-                    Freshness::Fresh => "fresh (served with no network)",
-                    Freshness::Aging => "aging (refreshed on the next pull; served if that fails)",
-                    Freshness::Expiring => "expiring (must be refreshed)",
+    match &host {
+        Some(host) => match flow::plan(ctx, host) {
+            Ok(plan) => {
+                let why = if ctx.config.registries.contains_key(&plan.host) {
+                    "listed under `registries`"
+                } else {
+                    "an ACR login server"
                 };
-                format!(
-                    "{phase}, {} expires {}",
-                    c.token.fingerprint(),
-                    when(c.expires_at, now)
-                )
+                r.line(Mark::Ok, "registry", format!("{host} is served ({why})"));
+                r.line(
+                    Mark::Info,
+                    "identity",
+                    format!("the {} ({})", plan.identity, plan.reason.describe()),
+                );
+                r.line(Mark::Info, "audience", ctx.resource());
+                cache_line(ctx, &plan.key, &mut r);
+                if let Err(e) = flow::refresh(ctx, &plan, &mut r) {
+                    let step = r.current.name();
+                    r.fail(step, e);
+                    return finish(r);
+                }
             }
-        };
-        r.line(Mark::Info, "cache", format!("{dir}: {state}"));
-    }
-
-    let started = Instant::now();
-    let aad = match identity::fetch_from(ctx, &source, &identity) {
-        Ok(t) => t,
-        Err(e) => {
-            r.fail("token", e.to_string());
-            return finish(r);
-        }
-    };
-    let c = &aad.claims;
-    let aud = match &c.aud {
-        Some(crate::jwt::Audience::One(a)) => a.clone(),
-        Some(crate::jwt::Audience::Many(v)) => v.join(" "),
-        None => "?".into(),
-    };
-    r.line(
-        Mark::Ok,
-        "token",
-        format!(
-            "answered in {} ms: {}, aud {aud}, tid {}, oid {}, appid {}, expires {}",
-            started.elapsed().as_millis(),
-            aad.token.fingerprint(),
-            c.tid.as_deref().unwrap_or("?"),
-            c.oid.as_deref().unwrap_or("?"),
-            c.appid.as_deref().unwrap_or("?"),
-            c.exp
-                .or(aad.expires_on)
-                .map_or("?".into(), |e| when(e, now)),
-        ),
-    );
-    let Some(host) = host else {
-        wiring(ctx, None, &mut r);
-        return finish(r);
-    };
-
-    let started = Instant::now();
-    let (challenge, agent) = match exchange::registry_agent(ctx, &host)
-        .and_then(|agent| exchange::challenge(ctx, &agent, &host).map(|c| (c, agent)))
-    {
-        Ok(pair) => pair,
-        Err(e) => {
-            r.fail("challenge", e.to_string());
-            return finish(r);
-        }
-    };
-    r.line(
-        Mark::Ok,
-        "challenge",
-        format!(
-            "token realm {}, service {} ({} ms)",
-            challenge.origin,
-            challenge.service,
-            started.elapsed().as_millis()
-        ),
-    );
-    let Some(tenant) = ctx.config.tenant.clone().or_else(|| c.tid.clone()) else {
-        r.fail(
-            "exchange",
-            crate::Error::NoTenant {
-                registry: host.clone(),
+            Err(Error::NotFound) => {
+                r.fail(
+                    "registry",
+                    format!(
+                        "{host} is not served: {}; docker will pull it anonymously",
+                        ctx.config.why_not_served(host)
+                    ),
+                );
+                return finish(r);
             }
-            .to_string(),
-        );
-        return finish(r);
-    };
-    let started = Instant::now();
-    match exchange::exchange(
-        ctx,
-        &agent,
-        &host,
-        &challenge,
-        &tenant,
-        &aad,
-        &identity.to_string(),
-    ) {
-        Ok(t) => r.line(
-            Mark::Ok,
-            "exchange",
-            format!(
-                "refresh token {} for tenant {tenant}, expires {} ({} ms)",
-                t.token.fingerprint(),
-                t.claims.exp.map_or("?".into(), |e| when(e, now)),
-                started.elapsed().as_millis()
-            ),
-        ),
-        Err(e) => {
-            r.fail("exchange", e.to_string());
-            return finish(r);
+            Err(e) => {
+                r.fail("registry", e);
+                return finish(r);
+            }
+        },
+        None => {
+            let (identity, reason) = flow::choose_identity(ctx, "");
+            r.line(
+                Mark::Info,
+                "identity",
+                format!("the {identity} ({})", reason.describe()),
+            );
+            r.line(Mark::Info, "audience", ctx.resource());
+            if let Err(e) = flow::fetch_token(ctx, &identity, &mut r) {
+                let step = r.current.name();
+                r.fail(step, e);
+                return finish(r);
+            }
         }
     }
-    wiring(ctx, Some(&host), &mut r);
+    wiring(ctx, host.as_deref(), &mut r);
     finish(r)
 }
 
-fn finish(mut r: Report) -> (String, bool) {
-    match r.failed.take() {
-        None => {
-            let _ = writeln!(r.text, "result: every step works.");
-            (r.text, true)
+fn cache_line(ctx: &Context, key: &crate::cache::Key, r: &mut Report) {
+    let dir = ctx
+        .cache_dir
+        .as_ref()
+        .map_or("no cache directory".into(), |d| d.display().to_string());
+    let now = r.now;
+    let state = match Cache::new(ctx).read(key) {
+        None => "no entry".to_string(),
+        Some(c) => {
+            if c.freshness(now) != Freshness::Expiring {
+                r.cached_until = Some(c.expires_at.saturating_sub(REFRESH_MARGIN));
+            }
+            let phase = match c.freshness(now) {
+                Freshness::Fresh => "fresh (served with no network)",
+                Freshness::Aging => "aging (refreshed on the next pull; served if that fails)",
+                Freshness::Expiring => "expiring (must be refreshed)",
+            };
+            format!(
+                "{phase}, {} expires {}",
+                c.token.fingerprint(),
+                when(c.expires_at, now)
+            )
         }
-        Some((step, _)) => {
+    };
+    r.line(Mark::Info, "cache", format!("{dir}: {state}"));
+}
+
+fn finish(r: Report) -> bool {
+    match r.failed {
+        None => {
+            let _ = writeln!(r.out, "result: every step works.");
+            true
+        }
+        Some(step) => {
             let _ = writeln!(
-                r.text,
+                r.out,
                 "result: FAILED at step \"{step}\"; the line above says why and what to do."
             );
-            if let (Some(until), "token" | "challenge" | "exchange") = (r.cached_until, step) {
+            if let (Some(until), "token" | "challenge" | "exchange" | "source") =
+                (r.cached_until, step)
+            {
                 let _ = writeln!(
-                    r.text,
+                    r.out,
                     "        pulls still work from the cached token until {}, but it cannot be renewed.",
                     utc(until)
                 );
             }
-            (r.text, false)
+            false
         }
     }
 }
 
 /// Which client configurations send `host` (or anything) to this helper, and whether the
-/// helper is on PATH where clients look for it.
+/// helper is on PATH where clients look for it. Not wired at all is a failure: nothing would
+/// ever call the helper.
 fn wiring(ctx: &Context, host: Option<&str>, r: &mut Report) {
-    let home = ctx
-        .env
-        .get("HOME")
-        .map(PathBuf::from)
-        .or_else(dirs::home_dir);
-    let docker = crate::configure::default_path(crate::configure::Client::Docker, ctx);
-    let mut containers: Vec<PathBuf> = Vec::new();
-    if let Some(p) = ctx.env.get("REGISTRY_AUTH_FILE") {
-        containers.push(p.into());
-    }
-    if let Some(run) = ctx.env.get("XDG_RUNTIME_DIR") {
-        containers.push(Path::new(run).join("containers/auth.json"));
-    }
-    if let Some(h) = &home {
-        containers.push(h.join(".config/containers/auth.json"));
-    }
     let mut routed = false;
-    match kubelet_provider_config() {
+    match clients::kubelet_provider_config() {
         Some((config, true)) => {
             routed = true;
             r.line(
                 Mark::Ok,
                 "kubelet",
-                format!("the running kubelet's {} names docker-credential-acr", config.display()),
+                format!(
+                    "the running kubelet's {} names docker-credential-acr",
+                    config.display()
+                ),
             );
         }
         Some((config, false)) => r.line(
@@ -286,14 +274,12 @@ fn wiring(ctx: &Context, host: Option<&str>, r: &mut Report) {
         ),
         None => {}
     }
-    for (label, paths) in [
-        ("docker", docker.into_iter().collect::<Vec<_>>()),
-        ("containers", containers),
-    ] {
+    for client in [Client::Docker, Client::Podman] {
+        let paths = clients::read_paths(client, &ctx.env);
         let mut found = Vec::new();
         for p in &paths {
             found.extend(
-                routes(p, host)
+                clients::routes(p, host)
                     .into_iter()
                     .map(|what| format!("{} ({what})", p.display())),
             );
@@ -302,87 +288,39 @@ fn wiring(ctx: &Context, host: Option<&str>, r: &mut Report) {
             let looked: Vec<String> = paths.iter().map(|p| p.display().to_string()).collect();
             r.line(
                 Mark::Info,
-                label,
+                client.name(),
                 format!("no route to this helper in {}", looked.join(", ")),
             );
         } else {
             routed = true;
-            r.line(Mark::Ok, label, format!("routed by {}", found.join(", ")));
+            r.line(
+                Mark::Ok,
+                client.name(),
+                format!("routed by {}", found.join(", ")),
+            );
         }
     }
-    if let Some(host) = host
-        && !routed
-    {
+    if !routed {
+        let what = host.unwrap_or("REGISTRY");
         r.fail(
             "wiring",
             format!(
-                "no client configuration sends {host} to this helper (Docker config, containers auth.json, a running kubelet's credential provider config); run `docker-credential-acr configure docker {host}` (and `configure podman {host}` for podman/skopeo), or `configure kubelet` on Kubernetes nodes"
+                "no client configuration sends {} to this helper (Docker config, containers auth.json, a running kubelet's credential provider config); run `docker-credential-acr configure docker {what}` (and `configure podman {what}` for podman/skopeo/buildah), or `configure kubelet` on Kubernetes nodes",
+                host.unwrap_or("any registry")
             ),
         );
     }
     match on_path(ctx) {
-        Some(p) => r.line(Mark::Ok, "path", format!("docker-credential-acr is {}", p.display())),
+        Some(p) => r.line(
+            Mark::Ok,
+            "path",
+            format!("docker-credential-acr is {}", p.display()),
+        ),
         None => r.fail(
             "path",
-            "docker-credential-acr is not on PATH, where clients look for it; install it to /usr/local/bin (./install.sh)".into(),
+            "docker-credential-acr is not on PATH, where clients look for it; install it to /usr/local/bin (./install.sh)",
         ),
     }
-}
-
-/// The `--image-credential-provider-config` of a running kubelet, if one can be seen in /proc,
-/// and whether that file names this helper.
-fn kubelet_provider_config() -> Option<(PathBuf, bool)> {
-    const FLAG: &str = "--image-credential-provider-config";
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let name = entry.file_name();
-        if !name.to_string_lossy().bytes().all(|b| b.is_ascii_digit()) {
-            continue;
-        }
-        let Ok(raw) = std::fs::read(entry.path().join("cmdline")) else {
-            continue;
-        };
-        let args: Vec<String> = raw
-            .split(|&b| b == 0)
-            .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect();
-        if !args.first().is_some_and(|a| a.ends_with("kubelet")) {
-            continue;
-        }
-        let path = args.iter().enumerate().find_map(|(i, a)| {
-            a.strip_prefix(FLAG)
-                .and_then(|rest| rest.strip_prefix('='))
-                .map(String::from)
-                .or_else(|| (a == FLAG).then(|| args.get(i + 1).cloned()).flatten())
-        })?;
-        let names_us =
-            std::fs::read_to_string(&path).is_ok_and(|text| text.contains("docker-credential-acr"));
-        return Some((path.into(), names_us));
-    }
-    None
-}
-
-/// What in a client config file routes `host` (or, without a host, any registry) to `acr`.
-fn routes(path: &Path, host: Option<&str>) -> Vec<String> {
-    let Ok(text) = std::fs::read_to_string(path) else {
-        return vec![];
-    };
-    let Ok(doc) = serde_json::from_str::<serde_json::Value>(&text) else {
-        return vec!["unparseable JSON".into()];
-    };
-    let mut out = Vec::new();
-    if let Some(helpers) = doc.get("credHelpers").and_then(|v| v.as_object()) {
-        for (k, v) in helpers {
-            if v == crate::configure::HELPER_NAME
-                && host.is_none_or(|h| registry::normalize(k) == h)
-            {
-                out.push(format!("credHelpers {k}"));
-            }
-        }
-    }
-    if doc.get("credsStore").and_then(|v| v.as_str()) == Some(crate::configure::HELPER_NAME) {
-        out.push("credsStore, for every registry".into());
-    }
-    out
 }
 
 fn on_path(ctx: &Context) -> Option<PathBuf> {

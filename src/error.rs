@@ -3,6 +3,10 @@
 //! `Display` of each variant is the text after `docker-credential-acr: ` on the single stdout
 //! line: what failed, why, and what to do. No variant holds a token, so no message can print one;
 //! response bodies are only quoted from error responses. Detail beyond one line goes to stderr.
+//!
+//! Errors are built once per kind from small context structs: [`At`] (which source, endpoint and
+//! identity a token was asked of, and that source's own advice) and [`Peer`] (which registry and
+//! URL). A transport failure maps to the same words from every source and every registry call.
 
 use crate::config::ConfigError;
 use crate::http::Transport;
@@ -29,6 +33,78 @@ impl std::fmt::Display for Upstream {
             write!(f, " (correlation id {id})")?;
         }
         Ok(())
+    }
+}
+
+/// Where an AAD token was asked for: the source, its endpoint, the identity, and what that
+/// source advises when it cannot be reached.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct At {
+    pub via: &'static str,
+    pub endpoint: String,
+    pub identity: String,
+    /// What an unreachable source means, leading the message: "no managed identity on this
+    /// machine".
+    pub headline: &'static str,
+    /// What to check or do when it cannot be reached.
+    pub advice: &'static str,
+}
+
+impl At {
+    /// A request that got no answer: out of time, or not reachable.
+    pub fn transport(&self, why: Transport, secs: u64) -> Error {
+        match why {
+            Transport::Timeout => Error::IdentityTimeout {
+                at: Box::new(self.clone()),
+                secs,
+            },
+            why => Error::IdentityUnreachable {
+                at: Box::new(self.clone()),
+                why,
+            },
+        }
+    }
+
+    /// A source that cannot be used as configured (a bad key file, a wrong selector, …).
+    pub fn unusable(&self, why: String) -> Error {
+        Error::IdentitySource { via: self.via, why }
+    }
+}
+
+/// Which registry a request was for, and where it went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Peer {
+    pub registry: String,
+    pub url: String,
+    /// The proxy the request went through, if any.
+    pub proxy: Option<String>,
+}
+
+impl Peer {
+    /// A request that got no answer: out of time, or not reachable.
+    pub fn transport(&self, why: Transport, secs: u64) -> Error {
+        match why {
+            Transport::Timeout => Error::ExchangeTimeout {
+                peer: Box::new(self.clone()),
+                secs,
+            },
+            why => Error::RegistryUnreachable {
+                peer: Box::new(self.clone()),
+                why,
+            },
+        }
+    }
+}
+
+/// The end of a "could not be reached" message: what to check.
+fn reach_advice(peer: &Peer, why: &Transport) -> String {
+    match (&peer.proxy, why) {
+        (Some(proxy), Transport::Connect(_) | Transport::Proxy(_)) => format!(
+            "through the proxy {proxy}: check that the proxy is running and lets this host through, or NO_PROXY"
+        ),
+        (_, Transport::Dns) => "check the registry name (a typo?) and this machine's DNS".into(),
+        (_, Transport::Tls(_)) => "check the trust store (SSL_CERT_FILE)".into(),
+        _ => "check DNS, the network path and HTTPS_PROXY/NO_PROXY".into(),
     }
 }
 
@@ -59,7 +135,7 @@ pub enum Error {
     #[error("the request on stdin is not valid: {0}")]
     BadRequest(String),
 
-    #[error("configuration file {0}; fix the file or remove it")]
+    #[error("configuration file {0}")]
     Config(ConfigError),
 
     #[error("cannot configure {}: {why}", path.display())]
@@ -71,14 +147,8 @@ pub enum Error {
     #[error("environment variable {name}: {why}")]
     Environment { name: &'static str, why: String },
 
-    #[error(
-        "no managed identity on this machine: {via} did not answer at {endpoint} ({why}) — is this an Azure VM or scale set with a managed identity? Off Azure, use `docker login` instead"
-    )]
-    IdentityUnreachable {
-        via: &'static str,
-        endpoint: String,
-        why: Transport,
-    },
+    #[error("{}: {} did not answer at {} ({why}) — {}", at.headline, at.via, at.endpoint, at.advice)]
+    IdentityUnreachable { at: Box<At>, why: Transport },
 
     #[error("cannot use {via}: {why}")]
     IdentitySource { via: &'static str, why: String },
@@ -93,56 +163,42 @@ pub enum Error {
     },
 
     #[error(
-        "getting a token for the {identity} failed: {via} at {endpoint} answered {detail}; assign that identity to this machine, or set `identity` in the configuration file (or AZURE_CLIENT_ID) to one that is assigned"
+        "getting a token for the {} failed: {} at {} answered {detail}; assign that identity to this machine, or set `identity` in the configuration file (or AZURE_CLIENT_ID) to one that is assigned",
+        at.identity, at.via, at.endpoint
     )]
-    IdentityNotFound {
-        via: &'static str,
-        endpoint: String,
-        identity: String,
-        detail: String,
-    },
+    IdentityNotFound { at: Box<At>, detail: String },
 
     #[error(
-        "getting a token for the {identity} failed: {via} at {endpoint} rejected the audience {resource}: {detail}; check `resource` in the configuration file"
+        "getting a token for the {} failed: {} at {} rejected the audience {resource}: {detail}; check `resource` in the configuration file",
+        at.identity, at.via, at.endpoint
     )]
     BadResource {
-        via: &'static str,
-        endpoint: String,
-        identity: String,
+        at: Box<At>,
         resource: String,
         detail: String,
     },
 
     #[error(
-        "getting a token for the {identity} failed: {via} at {endpoint} answered {detail} (after {attempts} attempt(s)); retry later, or run `docker-credential-acr doctor`"
+        "getting a token for the {} failed: {} at {} answered {detail} (after {attempts} attempt(s)); retry later, or run `docker-credential-acr doctor`",
+        at.identity, at.via, at.endpoint
     )]
     IdentityFailed {
-        via: &'static str,
-        endpoint: String,
-        identity: String,
+        at: Box<At>,
         detail: String,
         attempts: u32,
     },
 
     #[error(
-        "getting a token for the {identity} failed: {via} at {endpoint} sent a response that is not a token ({why}); is something else listening there?"
+        "getting a token for the {} failed: {} at {} sent a response that is not a token ({why}); is something else listening there?",
+        at.identity, at.via, at.endpoint
     )]
-    IdentityResponse {
-        via: &'static str,
-        endpoint: String,
-        identity: String,
-        why: String,
-    },
+    IdentityResponse { at: Box<At>, why: String },
 
     #[error(
-        "getting a token for the {identity} failed: {via} at {endpoint} did not answer within the {secs} s deadline; raise `timeout_seconds` or DOCKER_CREDENTIAL_ACR_TIMEOUT if it is just slow"
+        "getting a token for the {} failed: {} at {} did not answer within the {secs} s deadline; raise `timeout_seconds` or DOCKER_CREDENTIAL_ACR_TIMEOUT if it is just slow",
+        at.identity, at.via, at.endpoint
     )]
-    IdentityTimeout {
-        via: &'static str,
-        endpoint: String,
-        identity: String,
-        secs: u64,
-    },
+    IdentityTimeout { at: Box<At>, secs: u64 },
 
     #[error(
         "no tenant for the exchange at {registry}: the token has no `tid` claim; set `tenant` in the configuration file"
@@ -150,67 +206,57 @@ pub enum Error {
     NoTenant { registry: String },
 
     #[error(
-        "registry {registry} could not be reached at {url}: {why}; check DNS, the network path and HTTPS_PROXY/NO_PROXY"
+        "registry {} could not be reached at {}: {why}; {}",
+        peer.registry, peer.url, reach_advice(peer, why)
     )]
-    RegistryUnreachable {
-        registry: String,
-        url: String,
-        why: Transport,
-    },
+    RegistryUnreachable { peer: Box<Peer>, why: Transport },
 
     #[error(
-        "registry {registry} refused this machine at {url}: {upstream}; its firewall does not allow this client's IP — add it to the registry's network rules (https://aka.ms/acr/firewall) or use a private endpoint"
+        "registry {} refused this machine at {}: {upstream}; its firewall does not allow this client's IP — add it to the registry's network rules (https://aka.ms/acr/firewall) or use a private endpoint",
+        peer.registry, peer.url
     )]
     Firewall {
-        registry: String,
-        url: String,
+        peer: Box<Peer>,
         upstream: Box<Upstream>,
     },
 
     #[error(
-        "registry {registry} sent an unusable authentication challenge at {url}: {why}; is this an Azure Container Registry?"
+        "registry {} sent an unusable authentication challenge at {}: {why}; is this an Azure Container Registry?",
+        peer.registry, peer.url
     )]
-    Challenge {
-        registry: String,
-        url: String,
-        why: String,
-    },
+    Challenge { peer: Box<Peer>, why: String },
 
     #[error(
-        "registry {registry} rejected the {identity}'s token at {url}: {upstream}; grant the identity the AcrPull role on the registry (az role assignment create --role AcrPull --assignee <principal> --scope <registry id>), and check `tenant`"
+        "registry {} rejected the {identity}'s token at {}: {upstream}; grant the identity the AcrPull role on the registry (az role assignment create --role AcrPull --assignee {assignee} --scope <registry id>), and check `tenant`",
+        peer.registry, peer.url
     )]
     ExchangeDenied {
-        registry: String,
-        url: String,
+        peer: Box<Peer>,
         identity: String,
+        /// The token's `oid` when known, else a placeholder.
+        assignee: String,
         upstream: Box<Upstream>,
     },
 
     #[error(
-        "registry {registry} failed the token exchange at {url}: {upstream} (after {attempts} attempt(s)); retry later"
+        "registry {} failed the token exchange at {}: {upstream} (after {attempts} attempt(s)); retry later",
+        peer.registry, peer.url
     )]
     ExchangeFailed {
-        registry: String,
-        url: String,
+        peer: Box<Peer>,
         upstream: Box<Upstream>,
         attempts: u32,
     },
 
     #[error(
-        "registry {registry} sent an exchange response without a usable refresh token at {url}: {why}"
+        "registry {} sent an exchange response without a usable refresh token at {}: {why}",
+        peer.registry, peer.url
     )]
-    ExchangeResponse {
-        registry: String,
-        url: String,
-        why: String,
-    },
+    ExchangeResponse { peer: Box<Peer>, why: String },
 
     #[error(
-        "registry {registry} did not finish the token exchange at {url} within the {secs} s deadline; retry, or raise `timeout_seconds`"
+        "registry {} did not answer at {} within the {secs} s deadline; retry, or raise `timeout_seconds`",
+        peer.registry, peer.url
     )]
-    ExchangeTimeout {
-        registry: String,
-        url: String,
-        secs: u64,
-    },
+    ExchangeTimeout { peer: Box<Peer>, secs: u64 },
 }

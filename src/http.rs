@@ -13,7 +13,7 @@ use std::time::Duration;
 use ureq::Agent;
 use ureq::tls::{RootCerts, TlsConfig};
 
-use crate::context::{Deadline, Env};
+use crate::env::{Deadline, Env};
 
 /// Connect timeout for local identity endpoints: off Azure, give up fast.
 pub const LOCAL_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -99,6 +99,7 @@ fn transport(e: ureq::Error) -> Transport {
         }
         E::Timeout(_) => Transport::Timeout,
         E::HostNotFound => Transport::Dns,
+        E::Io(io) if is_name_lookup(&io.to_string()) => Transport::Dns,
         E::ConnectionFailed => Transport::Connect("connection failed".into()),
         E::Io(io) if io.kind() == std::io::ErrorKind::TimedOut => Transport::Timeout,
         E::Io(io)
@@ -112,13 +113,62 @@ fn transport(e: ureq::Error) -> Transport {
         {
             Transport::Connect(io.to_string())
         }
-        E::Io(io) if looks_like_tls(&io.to_string()) => Transport::Tls(io.to_string()),
+        E::Io(io) if looks_like_tls(&io.to_string()) => Transport::Tls(tls_text(&io.to_string())),
         E::BodyExceedsLimit(_) => Transport::TooLarge,
-        E::Tls(m) => Transport::Tls(m.to_string()),
-        E::Rustls(r) => Transport::Tls(r.to_string()),
+        E::Tls(m) => Transport::Tls(tls_text(m)),
+        E::Rustls(r) => Transport::Tls(tls_text(&r.to_string())),
+        E::ConnectProxyFailed(m) => Transport::Proxy(format!("the proxy refused the tunnel ({m})")),
         E::InvalidProxyUrl => Transport::Proxy("invalid proxy URL".into()),
         other => Transport::Other(other.to_string()),
     }
+}
+
+/// The resolver's failure texts (getaddrinfo's, as std reports them): no such name, or no DNS.
+fn is_name_lookup(message: &str) -> bool {
+    let m = message.to_ascii_lowercase();
+    m.contains("failed to lookup address")
+        || m.contains("name or service not known")
+        || m.contains("temporary failure in name resolution")
+        || m.contains("no address associated")
+        || m.contains("nodename nor servname")
+}
+
+/// A TLS failure in words: rustls's debug-shaped names (`Other(OtherError(CaUsedAsEndEntity))`)
+/// become what they mean.
+pub fn tls_text(raw: &str) -> String {
+    const KNOWN: [(&str, &str); 8] = [
+        (
+            "UnknownIssuer",
+            "the certificate is signed by an unknown authority",
+        ),
+        (
+            "NotValidForName",
+            "the certificate is not valid for this host name",
+        ),
+        ("Expired", "the certificate has expired"),
+        ("NotValidYet", "the certificate is not valid yet"),
+        (
+            "CaUsedAsEndEntity",
+            "the server presented a CA certificate as its own certificate",
+        ),
+        ("BadSignature", "the certificate's signature is invalid"),
+        ("Revoked", "the certificate is revoked"),
+        (
+            "UnsupportedCertVersion",
+            "the certificate's version is not supported",
+        ),
+    ];
+    if let Some((_, words)) = KNOWN.iter().find(|(name, _)| raw.contains(name)) {
+        return (*words).to_string();
+    }
+    // Strip debug wrappers: `Other(OtherError(X))` → `X`.
+    let mut text = raw.to_string();
+    for wrapper in ["Other(OtherError(", "Other(", "OtherError("] {
+        while let Some(at) = text.find(wrapper) {
+            text.replace_range(at..at + wrapper.len(), "");
+        }
+    }
+    text.trim_end_matches(')').to_string()
 }
 
 /// rustls reports handshake failures as I/O errors; tell them apart by their text.
@@ -400,6 +450,29 @@ mod tests {
         assert_eq!(r.retry_after(), Some(Duration::from_secs(3)));
         assert_eq!(r.correlation_id(), Some("abc"));
         assert_eq!(r.body_excerpt(), "line1 line2");
+    }
+
+    #[test]
+    fn tls_failures_in_words() {
+        assert_eq!(
+            tls_text("invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))"),
+            "the server presented a CA certificate as its own certificate"
+        );
+        assert_eq!(
+            tls_text("invalid peer certificate: UnknownIssuer"),
+            "the certificate is signed by an unknown authority"
+        );
+        assert_eq!(
+            tls_text("invalid peer certificate: Other(OtherError(Weird))"),
+            "invalid peer certificate: Weird"
+        );
+        assert!(is_name_lookup(
+            "failed to lookup address information: Name or service not known"
+        ));
+        assert!(is_name_lookup(
+            "failed to lookup address information: Temporary failure in name resolution"
+        ));
+        assert!(!is_name_lookup("connection reset by peer"));
     }
 
     #[test]

@@ -11,7 +11,7 @@ use crate::cache::Grant;
 use crate::cache::REFRESH_MARGIN;
 use crate::config::Config;
 use crate::error::Error;
-use crate::registry;
+use crate::hosts;
 
 pub const API_VERSION: &str = "credentialprovider.kubelet.k8s.io/v1";
 /// ACR's convention for "the password is an ACR refresh token".
@@ -51,7 +51,7 @@ pub fn parse_request(text: &str) -> Result<String, Error> {
     let req: Request = serde_json::from_str(text).map_err(|e| {
         bad(format!(
             "not valid JSON ({})",
-            crate::identity::redact_serde(&e)
+            crate::secret::redact_serde(&e)
         ))
     })?;
     if req.kind.as_deref() != Some("CredentialProviderRequest") {
@@ -139,10 +139,10 @@ pub fn response_not_served() -> Response<'static> {
 /// label per `*`).
 pub fn match_images(config: &Config) -> Vec<String> {
     let mut out = Vec::new();
-    for suffix in registry::BUILTIN_SUFFIXES {
+    for suffix in hosts::BUILTIN_SUFFIXES {
         out.push(format!("*{suffix}"));
     }
-    for suffix in registry::BUILTIN_SUFFIXES {
+    for suffix in hosts::BUILTIN_SUFFIXES {
         let tld = suffix.trim_start_matches(".azurecr");
         out.push(format!("*.*.geo.azurecr{tld}"));
     }

@@ -1,4 +1,4 @@
-//! The Docker credential-helper wire format (PROTOCOLS.md §1).
+//! The Docker credential-helper wire format.
 //!
 //! Owns: reading the server string from stdin (to EOF, trimmed, size-capped), the exact
 //! not-found text, and the one JSON line of a successful `get`. It does not decide anything about

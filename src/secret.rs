@@ -78,6 +78,18 @@ pub fn quote(text: &str) -> String {
     }
 }
 
+/// serde_json's message without any quoted input (which could be part of a token).
+pub fn redact_serde(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Io => "I/O error",
+        Category::Syntax => "syntax error",
+        Category::Data => "unexpected shape",
+        Category::Eof => "truncated",
+    };
+    format!("{what} at line {} column {}", e.line(), e.column())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

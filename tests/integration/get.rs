@@ -408,10 +408,18 @@ fn store_erase_list_version_and_help() {
     for v in ["version", "--version", "-v"] {
         let out = w.run(&[v], "", &[]);
         assert_eq!(out.code, Some(0));
-        assert_eq!(
-            out.stdout,
-            format!("docker-credential-acr {}\n", env!("CARGO_PKG_VERSION"))
+        let want = format!(
+            "docker-credential-acr {} (commit ",
+            env!("CARGO_PKG_VERSION")
         );
+        assert!(out.stdout.starts_with(&want), "{out}");
+        // The commit and the build date, as bug reports need them.
+        let tail = out.stdout[want.len()..].trim_end();
+        let (commit, date) = tail
+            .strip_suffix(')')
+            .and_then(|t| t.split_once(", built "))
+            .unwrap_or_else(|| panic!("{out}"));
+        assert!(!commit.is_empty() && date.len() == 10, "{out}");
     }
     let out = w.run(&["--help"], "", &[]);
     assert_eq!(out.code, Some(0));

@@ -1,11 +1,12 @@
 //! Property tests of every parser that reads untrusted bytes: random and mutated inputs must
 //! never panic, and the security-relevant invariants must hold for all of them.
 
+use docker_credential_acr::acr::{parse_challenge, parse_exchange, upstream};
 use docker_credential_acr::config::{self, Config};
-use docker_credential_acr::exchange::{parse_challenge, parse_exchange, upstream};
 use docker_credential_acr::http::Response;
-use docker_credential_acr::identity::{parse_entra_response, parse_imds_response};
-use docker_credential_acr::{jwt, protocol, registry, secret};
+use docker_credential_acr::token::entra::parse_entra_response;
+use docker_credential_acr::token::managed::parse_imds_response;
+use docker_credential_acr::{hosts, jwt, protocol, secret};
 
 /// xorshift64*: deterministic, so a failure names the case that can be replayed.
 struct Rng(u64);
@@ -138,13 +139,13 @@ fn served_hosts_are_always_well_formed_login_servers() {
             let seed = rng_pick(&mut rng, &seeds);
             rng.mutate(seed)
         };
-        let host = registry::normalize(&input);
+        let host = hosts::normalize(&input);
         assert_eq!(
-            registry::normalize(&host),
+            hosts::normalize(&host),
             host,
             "normalize is not idempotent for {input:?}"
         );
-        if registry::is_served(&host, &c) {
+        if c.serves(&host) {
             assert!(
                 host.bytes().all(|b| b.is_ascii_lowercase()
                     || b.is_ascii_digit()
@@ -153,7 +154,7 @@ fn served_hosts_are_always_well_formed_login_servers() {
                 "served host with odd characters: {host:?} from {input:?}"
             );
             assert!(
-                registry::BUILTIN_SUFFIXES.iter().any(|s| host.ends_with(s)),
+                hosts::BUILTIN_SUFFIXES.iter().any(|s| host.ends_with(s)),
                 "served host outside ACR: {host:?}"
             );
             let labels = host.split('.').count();
@@ -176,7 +177,7 @@ fn stdin_requests_never_panic() {
         let bytes = rng.bytes(64);
         if let Ok(s) = protocol::read_request(&bytes[..]) {
             assert_eq!(s.trim(), s);
-            let _ = registry::is_served(&registry::normalize(&s), &Config::default());
+            let _ = Config::default().serves(&hosts::normalize(&s));
         }
     }
     assert!(protocol::read_request(&vec![b'x'; 1 << 20][..]).is_err());
@@ -274,7 +275,7 @@ fn config_files_never_panic() {
                 assert!(suffix.starts_with('.') && suffix.len() > 3, "{suffix:?}");
             }
             for host in c.registries.keys() {
-                assert_eq!(&registry::normalize(host), host);
+                assert_eq!(&hosts::normalize(host), host);
             }
         }
     }
@@ -307,8 +308,8 @@ fn kubelet_requests_never_panic() {
         if let Ok(image) = parse_request(&text) {
             let registry = registry_of(&image);
             assert!(!registry.contains('/'), "{registry:?} from {image:?}");
-            let host = registry::normalize(&registry);
-            if registry::is_served(&host, &Config::default()) {
+            let host = hosts::normalize(&registry);
+            if Config::default().serves(&host) {
                 assert!(
                     image.to_ascii_lowercase().starts_with(&registry),
                     "{image:?}"

@@ -351,15 +351,16 @@ fn precedence_workload_then_app_service_then_arc_then_imds() {
         .collect();
     assert_eq!(paths, ["/msi/token"]);
 
-    // Workload variables incomplete (no tenant): not workload identity.
+    // Workload variables incomplete (no tenant): a misconfiguration that stops the chain, never
+    // a silent fall-through to the machine's identity.
     let mut w = World::new();
     workload(&mut w);
     w.unset_env("AZURE_TENANT_ID");
-    w.get("myreg.azurecr.io").secret();
-    assert_eq!(entra_requests(&w).len(), 0);
-    assert_eq!(
-        w.imds.token_requests()[0].query("client_id"),
-        Some(CLIENT_ID),
-        "IMDS with AZURE_CLIENT_ID"
+    let line = w.get("myreg.azurecr.io").error_line();
+    assert!(
+        line.contains("AZURE_FEDERATED_TOKEN_FILE") && line.contains("AZURE_TENANT_ID"),
+        "{line}"
     );
+    assert_eq!(entra_requests(&w).len(), 0);
+    assert_eq!(w.imds.server.total(), 0, "no fall-through to IMDS");
 }

@@ -2,9 +2,9 @@
 //!
 //! Pure functions: no I/O, no network, no clock. Matching is anchored and label-wise, so that
 //! `evil.azurecr.io.attacker.com`, `x.azurecr.io@attacker` or an IP literal can never be mistaken
-//! for a registry (the flaw that sent AAD tokens to attackers in an older helper).
-
-use crate::config::Config;
+//! for a registry (the flaw that sent AAD tokens to attackers in an older helper). Which extra
+//! suffixes and registries count comes from the configuration, which calls in here
+//! (`Config::serves`); this module does not know the configuration.
 
 /// The login-server suffixes of the Azure clouds: public, China, US Government.
 pub const BUILTIN_SUFFIXES: [&str; 3] = [".azurecr.io", ".azurecr.cn", ".azurecr.us"];
@@ -30,11 +30,6 @@ fn strip_prefix_ignore_case<'a>(s: &'a str, prefix: &str) -> Option<&'a str> {
         .then(|| &s[prefix.len()..])
 }
 
-/// Whether a normalised host is served: listed under `registries`, or an ACR login server.
-pub fn is_served(host: &str, config: &Config) -> bool {
-    config.registries.contains_key(host) || is_login_server(host, &config.login_server_suffixes)
-}
-
 /// `<name>.azurecr.<tld>`, `<name>-<hash>.azurecr.<tld>`, `<name>.<region>.geo.azurecr.<tld>`, or
 /// `<name>` / `<name>-<hash>` under a configured suffix. No port (ACR serves on 443 only).
 pub fn is_login_server(host: &str, extra_suffixes: &[String]) -> bool {
@@ -55,6 +50,33 @@ pub fn is_login_server(host: &str, extra_suffixes: &[String]) -> bool {
         host.strip_suffix(suffix.as_str())
             .is_some_and(is_registry_label)
     })
+}
+
+/// Why `host` is not an ACR login server, in the user's words (for `doctor` and `configure`).
+pub fn why_not_login_server(host: &str, extra_suffixes: &[String]) -> String {
+    let suffixes = BUILTIN_SUFFIXES
+        .iter()
+        .copied()
+        .chain(extra_suffixes.iter().map(String::as_str));
+    for suffix in suffixes {
+        if let Some(head) = host.strip_suffix(suffix) {
+            let name = head.split(['.', '-']).next().unwrap_or(head);
+            return if !(5..=50).contains(&name.len()) {
+                format!(
+                    "the registry name {name:?} has {} characters; ACR names have 5 to 50",
+                    name.len()
+                )
+            } else {
+                format!(
+                    "{head:?} before {suffix} is not <name>, <name>-<hash> or <name>.<region>.geo of lowercase letters and digits"
+                )
+            };
+        }
+    }
+    if host.contains(':') {
+        return "it has a port; ACR login servers serve on 443 only (list other registries under `registries`)".into();
+    }
+    "it does not end in .azurecr.io, .azurecr.cn, .azurecr.us or a configured `login_server_suffixes` entry".into()
 }
 
 /// A registry name (5–50 letters and digits, as ACR requires), optionally `-<hash>` for
@@ -96,12 +118,10 @@ pub fn is_dns_label(label: &str) -> bool {
 mod tests {
     use super::*;
 
-    fn config() -> Config {
-        crate::config::parse(
-            r#"{"login_server_suffixes": [".azurecr.example.local"],
-                "registries": {"localhost:8443": {}, "10.0.0.5:5000": {}, "mirror.corp.example": {}}}"#,
-        )
-        .unwrap()
+    /// What a configuration with one extra suffix and three listed registries serves.
+    fn is_served(host: &str, listed: bool) -> bool {
+        (listed && ["localhost:8443", "10.0.0.5:5000", "mirror.corp.example"].contains(&host))
+            || is_login_server(host, &[".azurecr.example.local".to_string()])
     }
 
     #[test]
@@ -128,7 +148,6 @@ mod tests {
 
     #[test]
     fn host_table() {
-        let c = config();
         let served = [
             "myreg.azurecr.io",
             "myreg.azurecr.cn",
@@ -188,10 +207,10 @@ mod tests {
             "myrég.azurecr.io",
         ];
         for host in served {
-            assert!(is_served(host, &c), "should serve {host:?}");
+            assert!(is_served(host, true), "should serve {host:?}");
         }
         for host in not_served {
-            assert!(!is_served(host, &c), "must not serve {host:?}");
+            assert!(!is_served(host, true), "must not serve {host:?}");
         }
         assert!(served.len() + not_served.len() >= 30);
         assert!(not_served.len() * 2 >= served.len() + not_served.len());
@@ -199,7 +218,6 @@ mod tests {
 
     #[test]
     fn normalized_hostile_inputs_stay_unserved() {
-        let c = Config::default();
         for input in [
             "https://evil.azurecr.io.attacker.com/",
             "https://myreg.azurecr.io@attacker.com/",
@@ -207,7 +225,17 @@ mod tests {
             "myreg.azurecr.io:8443",
             "https://127.0.0.1/",
         ] {
-            assert!(!is_served(&normalize(input), &c), "{input:?}");
+            assert!(!is_served(&normalize(input), false), "{input:?}");
         }
+    }
+
+    #[test]
+    fn reasons_name_the_broken_rule() {
+        let extra = [".azurecr.example.local".to_string()];
+        assert!(why_not_login_server("abc.azurecr.example.local", &extra).contains("3 characters"));
+        assert!(why_not_login_server("abcd.azurecr.io", &[]).contains("5 to 50"));
+        assert!(why_not_login_server("myreg.azurecr.io:5000", &[]).contains("port"));
+        assert!(why_not_login_server("docker.io", &[]).contains(".azurecr.io"));
+        assert!(why_not_login_server("my_reg.azurecr.io", &[]).contains("lowercase"));
     }
 }

@@ -1,21 +1,23 @@
 //! The registry side: the `/v2/` challenge and the AAD → ACR refresh-token exchange.
 //!
 //! Owns: where a token may be sent (HTTPS only, a realm on a served host, no redirects), the
-//! exchange form of PROTOCOLS.md §3.3, retries of 429/5xx within the deadline (never 401/403), and
-//! turning ACR's answers into errors that carry status, error code and correlation id. It never
-//! quotes a success body and never logs a token.
+//! exchange form (`grant_type=access_token`, `service`, `tenant`, `access_token`), retries of
+//! 429/5xx within the deadline (never 401/403), and turning ACR's answers into errors that carry
+//! status, error code and correlation id. [`LoginServer`] owns the HTTPS agent, so the challenge
+//! and the exchange share trust roots and a connection. It never quotes a success body and never
+//! logs a token.
 
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::context::Context;
-use crate::error::{Error, Upstream};
-use crate::http::{self, Response, Transport};
-use crate::identity::{AadToken, redact_serde};
+use crate::error::{Error, Peer, Upstream};
+use crate::hosts;
+use crate::http::{self, Response};
 use crate::jwt::{self, Claims};
-use crate::registry;
-use crate::secret::Secret;
+use crate::secret::{Secret, redact_serde};
+use crate::token::AadToken;
 
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 /// One registry attempt may take this long before it is retried.
@@ -42,82 +44,202 @@ pub struct RefreshToken {
     pub claims: Claims,
 }
 
-/// The HTTPS agent for `authority` (proxy per `HTTPS_PROXY`/`NO_PROXY`), for requests to `url`
-/// on behalf of registry `host`. One agent serves the challenge and the exchange when both go to
-/// the login server, so trust roots load once and the TLS connection can be reused.
-pub fn agent(ctx: &Context, host: &str, authority: &str, url: &str) -> Result<ureq::Agent, Error> {
-    http::remote_agent(&ctx.env, authority).map_err(|why| Error::RegistryUnreachable {
+/// What the exchange needs besides the challenge: the AAD token, its tenant, and who it is.
+pub struct Exchange<'a> {
+    pub tenant: &'a str,
+    pub aad: &'a AadToken,
+    /// The identity, in words, for an error message.
+    pub identity: &'a str,
+}
+
+/// A login server and the HTTPS agent that talks to it (proxy per `HTTPS_PROXY`/`NO_PROXY`).
+pub struct LoginServer {
+    pub host: String,
+    agent: ureq::Agent,
+    proxy: Option<String>,
+}
+
+impl LoginServer {
+    /// Prepares the agent; no request is made yet.
+    pub fn new(ctx: &Context, host: &str) -> Result<Self, Error> {
+        let (agent, proxy) = agent_for(ctx, host, host, &format!("https://{host}/v2/"))?;
+        Ok(LoginServer {
+            host: host.into(),
+            agent,
+            proxy,
+        })
+    }
+
+    fn peer(&self, url: &str) -> Peer {
+        Peer {
+            registry: self.host.clone(),
+            url: url.into(),
+            proxy: self.proxy.clone(),
+        }
+    }
+
+    /// `GET https://<host>/v2/` and reads the bearer challenge. The realm must be HTTPS on a
+    /// host this helper serves; otherwise no token will be sent there.
+    pub fn challenge(&self, ctx: &Context) -> Result<Challenge, Error> {
+        let url = format!("https://{}/v2/", self.host);
+        let peer = self.peer(&url);
+        let request = http::Request {
+            url: &url,
+            headers: &[],
+            query: &[],
+            form: None,
+        };
+        ctx.log.debug(format_args!("registry: GET {url}"));
+        let (outcome, _) = http::retry(
+            &ctx.deadline,
+            FIRST_RETRY,
+            || http::send(&self.agent, &request, &ctx.deadline, PER_TRY),
+            http::remote_verdict,
+        );
+        let response =
+            outcome.map_err(|why| peer.transport(why, ctx.deadline.budget().as_secs()))?;
+        ctx.log.debug(format_args!(
+            "registry: /v2/ answered HTTP {}",
+            response.status
+        ));
+        let challenge_error = |why: String| Error::Challenge {
+            peer: Box::new(peer.clone()),
+            why,
+        };
+        match response.status {
+            401 => {
+                let c = parse_challenge(response.headers_named("www-authenticate"))
+                    .map_err(challenge_error)?;
+                check_realm(&c, ctx).map_err(challenge_error)?;
+                Ok(c)
+            }
+            403 => Err(Error::Firewall {
+                peer: Box::new(peer),
+                upstream: Box::new(upstream(&response)),
+            }),
+            // A registry open to anonymous pulls: exchange at the login server itself.
+            200 => Ok(Challenge {
+                origin: format!("https://{}", self.host),
+                service: self.host.clone(),
+            }),
+            _ => Err(challenge_error(format!(
+                "expected HTTP 401 with a Bearer challenge, got {}",
+                upstream(&response)
+            ))),
+        }
+    }
+
+    /// `POST <origin>/oauth2/exchange`; returns the ACR refresh token. The login server's agent
+    /// is reused when the realm is on the login server (ACR's case).
+    pub fn exchange(
+        &self,
+        ctx: &Context,
+        challenge: &Challenge,
+        with: &Exchange,
+    ) -> Result<RefreshToken, Error> {
+        let url = challenge.exchange_url();
+        let authority = challenge.origin.trim_start_matches("https://");
+        let own;
+        let (agent, proxy) = if hosts::normalize(authority) == self.host {
+            (&self.agent, self.proxy.clone())
+        } else {
+            own = agent_for(ctx, &self.host, authority, &url)?;
+            (&own.0, own.1.clone())
+        };
+        let peer = Peer {
+            registry: self.host.clone(),
+            url: url.clone(),
+            proxy,
+        };
+        let form = [
+            ("grant_type", "access_token"),
+            ("service", challenge.service.as_str()),
+            ("tenant", with.tenant),
+            ("access_token", with.aad.token.expose()),
+        ];
+        let request = http::Request {
+            url: &url,
+            headers: &[("Accept", "application/json")],
+            query: &[],
+            form: Some(&form),
+        };
+        ctx.log.debug(format_args!(
+            "registry: POST {url} service={} tenant={} access_token={}",
+            challenge.service,
+            with.tenant,
+            with.aad.token.fingerprint()
+        ));
+        let (outcome, attempts) = http::retry(
+            &ctx.deadline,
+            FIRST_RETRY,
+            || {
+                let r = http::send(agent, &request, &ctx.deadline, PER_TRY);
+                if let Ok(resp) = &r {
+                    ctx.log.debug(format_args!(
+                        "registry: exchange answered HTTP {}",
+                        resp.status
+                    ));
+                }
+                r
+            },
+            http::remote_verdict,
+        );
+        let response =
+            outcome.map_err(|why| peer.transport(why, ctx.deadline.budget().as_secs()))?;
+        let peer = Box::new(peer);
+        match response.status {
+            200 => {
+                parse_exchange(&response.body).map_err(|why| Error::ExchangeResponse { peer, why })
+            }
+            403 if is_firewall(&response) => Err(Error::Firewall {
+                peer,
+                upstream: Box::new(upstream(&response)),
+            }),
+            400 | 401 | 403 => Err(Error::ExchangeDenied {
+                peer,
+                identity: with.identity.into(),
+                assignee: with
+                    .aad
+                    .claims
+                    .oid
+                    .as_deref()
+                    .filter(|oid| crate::identity::is_guid(oid))
+                    .unwrap_or("<principal id>")
+                    .to_string(),
+                upstream: Box::new(upstream(&response)),
+            }),
+            _ => Err(Error::ExchangeFailed {
+                peer,
+                upstream: Box::new(upstream(&response)),
+                attempts,
+            }),
+        }
+    }
+}
+
+/// The HTTPS agent for `authority`, for requests to `url` on behalf of registry `host`, and the
+/// proxy it goes through.
+fn agent_for(
+    ctx: &Context,
+    host: &str,
+    authority: &str,
+    url: &str,
+) -> Result<(ureq::Agent, Option<String>), Error> {
+    let proxy = http::proxy_for(&ctx.env, authority).map(String::from);
+    let peer = Peer {
         registry: host.into(),
         url: url.into(),
-        why,
-    })
-}
-
-/// The agent for the login server itself, as [`challenge`] and [`exchange`] take it.
-pub fn registry_agent(ctx: &Context, host: &str) -> Result<ureq::Agent, Error> {
-    agent(ctx, host, host, &format!("https://{host}/v2/"))
-}
-
-/// `GET https://<host>/v2/` and reads the bearer challenge. The realm must be HTTPS on a host this
-/// helper serves; otherwise no token will be sent there.
-pub fn challenge(ctx: &Context, agent: &ureq::Agent, host: &str) -> Result<Challenge, Error> {
-    let url = format!("https://{host}/v2/");
-    let request = http::Request {
-        url: &url,
-        headers: &[],
-        query: &[],
-        form: None,
+        proxy: proxy.clone(),
     };
-    ctx.log.debug(format_args!("registry: GET {url}"));
-    let (outcome, _) = http::retry(
-        &ctx.deadline,
-        FIRST_RETRY,
-        || http::send(agent, &request, &ctx.deadline, PER_TRY),
-        http::remote_verdict,
-    );
-    let response = outcome.map_err(|why| Error::RegistryUnreachable {
-        registry: host.into(),
-        url: url.clone(),
-        why,
-    })?;
-    ctx.log.debug(format_args!(
-        "registry: /v2/ answered HTTP {}",
-        response.status
-    ));
-    let challenge_error = |why: String| Error::Challenge {
-        registry: host.into(),
-        url: url.clone(),
-        why,
-    };
-    match response.status {
-        401 => {
-            let c = parse_challenge(response.headers_named("www-authenticate"))
-                .map_err(challenge_error)?;
-            check_realm(&c, ctx).map_err(challenge_error)?;
-            Ok(c)
-        }
-        403 => Err(Error::Firewall {
-            registry: host.into(),
-            url,
-            upstream: Box::new(upstream(&response)),
-        }),
-        // A registry open to anonymous pulls: exchange at the login server itself.
-        200 => Ok(Challenge {
-            origin: format!("https://{host}"),
-            service: host.into(),
-        }),
-        _ => Err(challenge_error(format!(
-            "expected HTTP 401 with a Bearer challenge, got {}",
-            upstream(&response)
-        ))),
-    }
+    http::remote_agent(&ctx.env, authority)
+        .map(|agent| (agent, proxy))
+        .map_err(|why| peer.transport(why, ctx.deadline.budget().as_secs()))
 }
 
 /// The realm must be `https://<served host>[/path]`.
 fn check_realm(c: &Challenge, ctx: &Context) -> Result<(), String> {
     let authority = c.origin.trim_start_matches("https://");
-    let host = registry::normalize(authority);
-    if registry::is_served(&host, &ctx.config) {
+    if ctx.config.serves(&hosts::normalize(authority)) {
         Ok(())
     } else {
         Err(format!(
@@ -210,102 +332,6 @@ fn parse_params(s: &str) -> Vec<(String, String)> {
     }
 }
 
-/// `POST <origin>/oauth2/exchange` with `grant_type=access_token`, `service`, `tenant`,
-/// `access_token`; returns the ACR refresh token. `registry_agent` is the login server's agent,
-/// reused when the realm is on the login server (ACR's case).
-pub fn exchange(
-    ctx: &Context,
-    registry_agent: &ureq::Agent,
-    host: &str,
-    challenge: &Challenge,
-    tenant: &str,
-    aad: &AadToken,
-    identity: &str,
-) -> Result<RefreshToken, Error> {
-    let url = challenge.exchange_url();
-    let authority = challenge.origin.trim_start_matches("https://");
-    let own;
-    let agent = if registry::normalize(authority) == host {
-        registry_agent
-    } else {
-        own = agent(ctx, host, authority, &url)?;
-        &own
-    };
-    let form = [
-        ("grant_type", "access_token"),
-        ("service", challenge.service.as_str()),
-        ("tenant", tenant),
-        ("access_token", aad.token.expose()),
-    ];
-    let request = http::Request {
-        url: &url,
-        headers: &[("Accept", "application/json")],
-        query: &[],
-        form: Some(&form),
-    };
-    ctx.log.debug(format_args!(
-        "registry: POST {url} service={} tenant={tenant} access_token={}",
-        challenge.service,
-        aad.token.fingerprint()
-    ));
-    let (outcome, attempts) = http::retry(
-        &ctx.deadline,
-        FIRST_RETRY,
-        || {
-            let r = http::send(agent, &request, &ctx.deadline, PER_TRY);
-            if let Ok(resp) = &r {
-                ctx.log.debug(format_args!(
-                    "registry: exchange answered HTTP {}",
-                    resp.status
-                ));
-            }
-            r
-        },
-        http::remote_verdict,
-    );
-    let response = match outcome {
-        Ok(r) => r,
-        Err(Transport::Timeout) => {
-            return Err(Error::ExchangeTimeout {
-                registry: host.into(),
-                url,
-                secs: ctx.deadline.budget().as_secs(),
-            });
-        }
-        Err(why) => {
-            return Err(Error::RegistryUnreachable {
-                registry: host.into(),
-                url,
-                why,
-            });
-        }
-    };
-    match response.status {
-        200 => parse_exchange(&response.body).map_err(|why| Error::ExchangeResponse {
-            registry: host.into(),
-            url,
-            why,
-        }),
-        403 if is_firewall(&response) => Err(Error::Firewall {
-            registry: host.into(),
-            url,
-            upstream: Box::new(upstream(&response)),
-        }),
-        400 | 401 | 403 => Err(Error::ExchangeDenied {
-            registry: host.into(),
-            url,
-            identity: identity.into(),
-            upstream: Box::new(upstream(&response)),
-        }),
-        _ => Err(Error::ExchangeFailed {
-            registry: host.into(),
-            url,
-            upstream: Box::new(upstream(&response)),
-            attempts,
-        }),
-    }
-}
-
 /// `{"refresh_token": "<JWT>"}` → the token and its claims.
 pub fn parse_exchange(body: &str) -> Result<RefreshToken, String> {
     #[derive(Deserialize)]
@@ -325,7 +351,7 @@ pub fn parse_exchange(body: &str) -> Result<RefreshToken, String> {
     })
 }
 
-/// A 403 from the registry's network rules (PROTOCOLS.md §3.8).
+/// A 403 from the registry's network rules.
 fn is_firewall(r: &Response) -> bool {
     r.body.contains("not allowed access") || r.body.contains("aka.ms/acr/firewall")
 }

@@ -1,0 +1,228 @@
+//! Files the helper reads and writes: one atomic write, one capped read, one no-follow open, and
+//! who owns what.
+//!
+//! Used by the cache (refresh tokens) and `configure` (client configuration files, which may hold
+//! other registries' passwords), so everything here keeps privacy: new files get the mode the
+//! caller asks for at creation (never umask-wide first), a replaced file keeps its mode, and a
+//! symbolic link is written through — its target is replaced, the link stays. System calls go
+//! through `rustix`, so no constant here is per architecture and no code is `unsafe`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read as _, Write as _};
+use std::os::unix::fs::{DirBuilderExt as _, OpenOptionsExt as _};
+use std::path::{Path, PathBuf};
+
+/// How many symbolic links [`resolve_links`] follows before it calls it a loop.
+const MAX_LINKS: usize = 40;
+
+/// Replaces the file a user's `path` names with `bytes` atomically, writing through symbolic
+/// links (dotfile managers link `~/.docker/config.json`): the link's final target is replaced,
+/// in its own directory, and the link stays.
+pub fn write_through(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    write_atomic(&resolve_links(path)?, bytes, mode)
+}
+
+/// Replaces `path` with `bytes` atomically: a temporary file beside it, created with `mode`
+/// (`create_new`, so nothing else's file is reused), written, synced, renamed over `path`.
+/// The directory is created `0700` if missing. A symbolic link at `path` is replaced, never
+/// followed. On failure nothing is left behind and `path` is unchanged.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> io::Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(&dir)?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let temp = dir.join(format!(".{name}.tmp-{}-{nanos}", std::process::id()));
+    let result = (|| {
+        let mut file = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .custom_flags(nofollow())
+            .open(&temp)?;
+        // The mode given at creation is filtered by the umask; set it exactly.
+        rustix::fs::fchmod(&file, rustix::fs::Mode::from_raw_mode(mode))?;
+        file.write_all(bytes)?;
+        file.sync_all()?;
+        fs::rename(&temp, path)
+    })();
+    if result.is_err() {
+        let _ = fs::remove_file(&temp);
+    }
+    result
+}
+
+/// The file a path finally names: symbolic links followed (relative targets against the link's
+/// directory), up to [`MAX_LINKS`]. A path that does not exist yet is returned as it is.
+pub fn resolve_links(path: &Path) -> io::Result<PathBuf> {
+    let mut current = path.to_path_buf();
+    for _ in 0..MAX_LINKS {
+        match fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let target = fs::read_link(&current)?;
+                current = match current.parent() {
+                    Some(dir) if target.is_relative() => dir.join(target),
+                    _ => target,
+                };
+            }
+            Ok(_) => return Ok(current),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(current),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(io::Error::other(format!(
+        "more than {MAX_LINKS} symbolic links from {}",
+        path.display()
+    )))
+}
+
+/// What [`read_capped`] found.
+#[derive(Debug)]
+pub enum Capped {
+    Text(String),
+    Missing,
+    TooLarge,
+}
+
+/// Reads a UTF-8 file of at most `cap` bytes. A missing file is [`Capped::Missing`], not an
+/// error; a larger one is [`Capped::TooLarge`] (read no further than `cap + 1` bytes).
+pub fn read_capped(path: &Path, cap: u64) -> io::Result<Capped> {
+    let file = match File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Capped::Missing),
+        Err(e) => return Err(e),
+    };
+    read_file_capped(file, cap)
+}
+
+/// Opens `path` for reading without following a symbolic link in its last component.
+pub fn open_nofollow(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(nofollow())
+        .open(path)
+}
+
+/// Opens (creating with `mode` if missing) a file for writing without following a symbolic link.
+pub fn open_lock_file(path: &Path, mode: u32) -> io::Result<File> {
+    OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(mode)
+        .custom_flags(nofollow())
+        .open(path)
+}
+
+/// Reads an open file as UTF-8, at most `cap` bytes.
+pub fn read_file_capped(file: File, cap: u64) -> io::Result<Capped> {
+    let mut bytes = Vec::new();
+    file.take(cap + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > cap {
+        return Ok(Capped::TooLarge);
+    }
+    String::from_utf8(bytes)
+        .map(Capped::Text)
+        .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
+}
+
+/// This process's effective user id.
+pub fn effective_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
+}
+
+fn nofollow() -> i32 {
+    rustix::fs::OFlags::NOFOLLOW.bits() as i32
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt as _;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("dca-files-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
+    #[test]
+    fn atomic_write_creates_with_the_mode_and_replaces() {
+        let dir = scratch("atomic");
+        let path = dir.join("sub/config.json");
+        write_atomic(&path, b"one", 0o600).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "one");
+        let meta = fs::metadata(&path).unwrap();
+        assert_eq!(meta.permissions().mode() & 0o777, 0o600);
+        assert_eq!(
+            fs::metadata(path.parent().unwrap())
+                .unwrap()
+                .permissions()
+                .mode()
+                & 0o777,
+            0o700
+        );
+        write_atomic(&path, b"two", 0o644).unwrap();
+        assert_eq!(fs::read_to_string(&path).unwrap(), "two");
+        assert_eq!(fs::read_dir(path.parent().unwrap()).unwrap().count(), 1);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn atomic_write_goes_through_links() {
+        let dir = scratch("links");
+        fs::create_dir_all(dir.join("dotfiles")).unwrap();
+        let target = dir.join("dotfiles/config.json");
+        fs::write(&target, "old").unwrap();
+        fs::set_permissions(&target, fs::Permissions::from_mode(0o600)).unwrap();
+        let link = dir.join("config.json");
+        std::os::unix::fs::symlink("dotfiles/config.json", &link).unwrap();
+        write_through(&link, b"new", 0o600).unwrap();
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        assert_eq!(fs::read_to_string(&target).unwrap(), "new");
+        assert_eq!(fs::read_dir(dir.join("dotfiles")).unwrap().count(), 1);
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn capped_reads() {
+        let dir = scratch("capped");
+        let path = dir.join("f");
+        assert!(matches!(read_capped(&path, 4).unwrap(), Capped::Missing));
+        fs::write(&path, "1234").unwrap();
+        assert!(matches!(read_capped(&path, 4).unwrap(), Capped::Text(t) if t == "1234"));
+        fs::write(&path, "12345").unwrap();
+        assert!(matches!(read_capped(&path, 4).unwrap(), Capped::TooLarge));
+        fs::write(&path, [0xff, 0xfe]).unwrap();
+        assert!(read_capped(&path, 4).is_err());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn nofollow_refuses_links() {
+        let dir = scratch("nofollow");
+        let real = dir.join("real");
+        fs::write(&real, "x").unwrap();
+        let link = dir.join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(open_nofollow(&real).is_ok());
+        assert!(open_nofollow(&link).is_err());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+}

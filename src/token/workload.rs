@@ -1,0 +1,113 @@
+//! Kubernetes workload identity (AKS and self-managed clusters): the projected service-account
+//! token in `AZURE_FEDERATED_TOKEN_FILE` is the client assertion of an Entra ID application.
+
+use std::path::PathBuf;
+
+use crate::context::Context;
+use crate::error::{At, Error};
+use crate::identity::Identity;
+use crate::secret::Secret;
+use crate::token::entra::{self, Credential, Grant};
+use crate::token::{AadToken, Detected, TokenSource};
+
+const HEADLINE: &str = "Entra ID cannot be reached for workload identity";
+const ADVICE: &str = "check the network path to AZURE_AUTHORITY_HOST (default login.microsoftonline.com) and HTTPS_PROXY/NO_PROXY";
+
+#[derive(Debug)]
+pub struct Workload {
+    authority: String,
+    tenant: String,
+    client_id: String,
+    token_file: PathBuf,
+}
+
+/// `AZURE_FEDERATED_TOKEN_FILE` with `AZURE_CLIENT_ID` and `AZURE_TENANT_ID`. The file alone,
+/// without the other two, is a misconfiguration, not "not here".
+pub fn detect(ctx: &Context) -> Result<Option<Detected>, Error> {
+    let env = &ctx.env;
+    let Some(file) = env.get("AZURE_FEDERATED_TOKEN_FILE") else {
+        return Ok(None);
+    };
+    let (Some(client_id), Some(tenant)) = (env.get("AZURE_CLIENT_ID"), env.get("AZURE_TENANT_ID"))
+    else {
+        let missing: Vec<&str> = ["AZURE_CLIENT_ID", "AZURE_TENANT_ID"]
+            .into_iter()
+            .filter(|v| env.get(v).is_none())
+            .collect();
+        return Err(Error::Environment {
+            name: "AZURE_FEDERATED_TOKEN_FILE",
+            why: format!(
+                "it is set, but {} not; workload identity needs AZURE_CLIENT_ID and AZURE_TENANT_ID too (the workload identity webhook sets all three)",
+                missing.join(" and ")
+            ),
+        });
+    };
+    let authority = env
+        .get("AZURE_AUTHORITY_HOST")
+        .unwrap_or(entra::DEFAULT_AUTHORITY)
+        .trim_end_matches('/')
+        .to_string();
+    Ok(Some(Detected {
+        source: Box::new(Workload {
+            authority,
+            tenant: tenant.into(),
+            client_id: client_id.into(),
+            token_file: file.into(),
+        }),
+        why: "AZURE_FEDERATED_TOKEN_FILE, AZURE_CLIENT_ID and AZURE_TENANT_ID are set".into(),
+    }))
+}
+
+impl TokenSource for Workload {
+    fn name(&self) -> &'static str {
+        "Entra ID (workload identity)"
+    }
+
+    fn endpoint(&self) -> String {
+        entra::token_url(&self.authority, &self.tenant)
+    }
+
+    fn fetch(&self, ctx: &Context, identity: &Identity) -> Result<AadToken, Error> {
+        let client_id = match identity {
+            Identity::ClientId(id) => id.as_str(),
+            Identity::System => self.client_id.as_str(),
+            other => {
+                return Err(Error::IdentitySource {
+                    via: self.name(),
+                    why: format!(
+                        "workload identity selects an identity by client_id only, but the {other} was configured"
+                    ),
+                });
+            }
+        };
+        let at = At {
+            via: self.name(),
+            endpoint: self.endpoint(),
+            identity: format!("workload identity with client_id {client_id}"),
+            headline: HEADLINE,
+            advice: ADVICE,
+        };
+        // Re-read on every use: the kubelet rotates the projected token.
+        let file = self.token_file.display();
+        let assertion = std::fs::read_to_string(&self.token_file).map_err(|e| {
+            at.unusable(format!(
+                "cannot read AZURE_FEDERATED_TOKEN_FILE {file} ({e}); is the service account token projected into this pod?"
+            ))
+        })?;
+        let assertion = Secret::new(assertion.trim());
+        if assertion.expose().is_empty() {
+            return Err(at.unusable(format!("AZURE_FEDERATED_TOKEN_FILE {file} is empty")));
+        }
+        let grant = Grant {
+            authority: &self.authority,
+            tenant: &self.tenant,
+            client_id,
+            credential: Credential::Assertion(&assertion),
+        };
+        entra::request(ctx, &at, &grant, |detail| Error::WorkloadRefused {
+            endpoint: at.endpoint.clone(),
+            client_id: client_id.into(),
+            detail,
+        })
+    }
+}
