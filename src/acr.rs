@@ -203,7 +203,10 @@ impl LoginServer {
                     .claims
                     .oid
                     .as_deref()
-                    .filter(|oid| crate::identity::is_guid(oid))
+                    .filter(|oid| {
+                        oid.len() <= 64
+                            && oid.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    })
                     .unwrap_or("<principal id>")
                     .to_string(),
                 upstream: Box::new(upstream(&response)),
@@ -231,7 +234,7 @@ fn agent_for(
         url: url.into(),
         proxy: proxy.clone(),
     };
-    http::remote_agent(&ctx.env, authority)
+    http::remote_agent(&ctx.env, &ctx.log, authority)
         .map(|agent| (agent, proxy))
         .map_err(|why| peer.transport(why, ctx.deadline.budget().as_secs()))
 }

@@ -104,8 +104,9 @@ fn parse_timeout(v: &str) -> Option<Duration> {
 
 /// The IMDS base URL: `http://host[:port]` with nothing after it, from
 /// `DOCKER_CREDENTIAL_ACR_IMDS_ENDPOINT`, else `AZURE_POD_IDENTITY_AUTHORITY_HOST`, else the
-/// well-known address.
+/// well-known address. Both variables are checked when set, the unused one too.
 fn imds_endpoint(env: &Env) -> Result<String, Error> {
+    let mut chosen = None;
     for name in [
         "DOCKER_CREDENTIAL_ACR_IMDS_ENDPOINT",
         "AZURE_POD_IDENTITY_AUTHORITY_HOST",
@@ -131,9 +132,9 @@ fn imds_endpoint(env: &Env) -> Result<String, Error> {
                 ),
             });
         }
-        return Ok(base.to_string());
+        chosen.get_or_insert_with(|| base.to_string());
     }
-    Ok(DEFAULT_IMDS_ENDPOINT.to_string())
+    Ok(chosen.unwrap_or_else(|| DEFAULT_IMDS_ENDPOINT.to_string()))
 }
 
 /// `AZURE_CLIENT_ID` must be a GUID and `AZURE_TENANT_ID` a tenant id or domain, as the same

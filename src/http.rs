@@ -13,7 +13,7 @@ use std::time::Duration;
 use ureq::Agent;
 use ureq::tls::{RootCerts, TlsConfig};
 
-use crate::env::{Deadline, Env};
+use crate::env::{Deadline, Env, Log};
 
 /// Connect timeout for local identity endpoints: off Azure, give up fast.
 pub const LOCAL_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
@@ -192,8 +192,20 @@ pub fn local_agent() -> Agent {
 }
 
 /// An agent for `host` (a registry or Entra ID): HTTPS only, system trust store, proxy per
-/// `HTTPS_PROXY`/`ALL_PROXY` unless `NO_PROXY` names the host.
-pub fn remote_agent(env: &Env, host: &str) -> Result<Agent, Transport> {
+/// `HTTPS_PROXY`/`ALL_PROXY` unless `NO_PROXY` names the host. A trust-store variable that
+/// names nothing is warned about: TLS would then fail with an unknown issuer and no hint why.
+pub fn remote_agent(env: &Env, log: &Log, host: &str) -> Result<Agent, Transport> {
+    for (name, want_dir) in [("SSL_CERT_FILE", false), ("SSL_CERT_DIR", true)] {
+        if let Some(path) = env.get(name) {
+            let ok = std::fs::metadata(path).is_ok_and(|m| m.is_dir() == want_dir);
+            if !ok {
+                log.warn(format_args!(
+                    "{name} names {path:?}, which is not a readable {}; it replaces the system trust store, so TLS will fail — fix or unset it",
+                    if want_dir { "directory" } else { "file" }
+                ));
+            }
+        }
+    }
     let proxy = match proxy_for(env, host) {
         Some(url) => Some(
             ureq::Proxy::new(url)

@@ -1,11 +1,11 @@
 //! App Service and Azure Functions: a local endpoint guarded by `IDENTITY_HEADER`.
 
 use crate::context::Context;
-use crate::error::{At, Error};
+use crate::error::Error;
 use crate::identity::Identity;
 use crate::secret::Secret;
 use crate::token::managed::{self, Call};
-use crate::token::{AadToken, Detected, TokenSource};
+use crate::token::{self, AadToken, Detected, TokenSource};
 
 const API_VERSION: &str = "2019-08-01";
 const HEADLINE: &str = "no App Service managed identity";
@@ -39,6 +39,14 @@ impl TokenSource for AppService {
         "the App Service identity endpoint"
     }
 
+    fn headline(&self) -> &'static str {
+        HEADLINE
+    }
+
+    fn advice(&self) -> &'static str {
+        ADVICE
+    }
+
     fn endpoint(&self) -> String {
         self.endpoint.clone()
     }
@@ -51,13 +59,7 @@ impl TokenSource for AppService {
             Identity::ObjectId(id) => Some(("principal_id", id.as_str())),
             Identity::ResourceId(id) => Some(("mi_res_id", id.as_str())),
         });
-        let at = At {
-            via: self.name(),
-            endpoint: self.endpoint(),
-            identity: identity.to_string(),
-            headline: HEADLINE,
-            advice: ADVICE,
-        };
+        let at = token::at(self, identity.to_string());
         managed::fetch(
             ctx,
             &Call {

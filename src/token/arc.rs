@@ -4,11 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use crate::context::Context;
-use crate::error::{At, Error};
+use crate::error::Error;
 use crate::identity::Identity;
 use crate::secret::Secret;
 use crate::token::managed::{self, Call};
-use crate::token::{AadToken, Detected, TokenSource};
+use crate::token::{self, AadToken, Detected, TokenSource};
 
 /// The Arc agent's token directory on Linux; keys must be inside it.
 pub const KEY_DIR: &str = "/var/opt/azcmagent/tokens";
@@ -56,18 +56,20 @@ impl TokenSource for Arc {
         "the Azure Arc agent"
     }
 
+    fn headline(&self) -> &'static str {
+        HEADLINE
+    }
+
+    fn advice(&self) -> &'static str {
+        ADVICE
+    }
+
     fn endpoint(&self) -> String {
         self.endpoint.clone()
     }
 
     fn fetch(&self, ctx: &Context, identity: &Identity) -> Result<AadToken, Error> {
-        let at = At {
-            via: self.name(),
-            endpoint: self.endpoint(),
-            identity: identity.to_string(),
-            headline: HEADLINE,
-            advice: ADVICE,
-        };
+        let at = token::at(self, identity.to_string());
         if *identity != Identity::System {
             return Err(at.unusable(format!(
                 "Azure Arc-enabled servers have only a system-assigned identity, but the {identity} was chosen; remove `identity` from the configuration (and unset AZURE_CLIENT_ID)"

@@ -54,7 +54,7 @@ pub fn request(
         )));
     }
     let host = grant.authority[8..].split('/').next().unwrap_or("");
-    let agent = http::remote_agent(&ctx.env, host)
+    let agent = http::remote_agent(&ctx.env, &ctx.log, host)
         .map_err(|why| at.transport(why, ctx.deadline.budget().as_secs()))?;
     let scope = format!("{}/.default", ctx.resource().trim_end_matches('/'));
     let (mut form, shown) = match &grant.credential {

@@ -1,10 +1,10 @@
 //! Azure VMs and scale sets: the Instance Metadata Service, the last source in the chain.
 
 use crate::context::Context;
-use crate::error::{At, Error};
+use crate::error::Error;
 use crate::identity::Identity;
 use crate::token::managed::{self, Call};
-use crate::token::{AadToken, Detected, TokenSource};
+use crate::token::{self, AadToken, Detected, TokenSource};
 
 /// IMDS API version: the one Microsoft documents and MSAL uses.
 pub const API_VERSION: &str = "2018-02-01";
@@ -37,6 +37,14 @@ impl TokenSource for Imds {
         "the Instance Metadata Service (IMDS)"
     }
 
+    fn headline(&self) -> &'static str {
+        HEADLINE
+    }
+
+    fn advice(&self) -> &'static str {
+        ADVICE
+    }
+
     fn endpoint(&self) -> String {
         format!("{}{TOKEN_PATH}", self.endpoint)
     }
@@ -44,13 +52,7 @@ impl TokenSource for Imds {
     fn fetch(&self, ctx: &Context, identity: &Identity) -> Result<AadToken, Error> {
         let mut query = vec![("api-version", API_VERSION), ("resource", ctx.resource())];
         query.extend(identity.imds_selector());
-        let at = At {
-            via: self.name(),
-            endpoint: self.endpoint(),
-            identity: identity.to_string(),
-            headline: HEADLINE,
-            advice: ADVICE,
-        };
+        let at = token::at(self, identity.to_string());
         managed::fetch(
             ctx,
             &Call {

@@ -23,7 +23,7 @@ pub mod workload;
 use serde::Deserialize;
 
 use crate::context::Context;
-use crate::error::Error;
+use crate::error::{At, Error};
 use crate::http::Response;
 use crate::identity::Identity;
 use crate::jwt::{self, Claims};
@@ -43,8 +43,23 @@ pub trait TokenSource: std::fmt::Debug + Send + Sync {
     fn name(&self) -> &'static str;
     /// The URL (or command) it asks.
     fn endpoint(&self) -> String;
+    /// What it means when the source cannot be reached: "no managed identity on this machine".
+    fn headline(&self) -> &'static str;
+    /// What to check then, in this source's terms.
+    fn advice(&self) -> &'static str;
     /// A token for `identity` and the configured audience.
     fn fetch(&self, ctx: &Context, identity: &Identity) -> Result<AadToken, Error>;
+}
+
+/// The error context of a request to `source` for `identity` (in words).
+pub fn at(source: &dyn TokenSource, identity: String) -> At {
+    At {
+        via: source.name(),
+        endpoint: source.endpoint(),
+        identity,
+        headline: source.headline(),
+        advice: source.advice(),
+    }
 }
 
 /// A source found in the environment, and why it was chosen.

@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 
 use crate::context::Context;
-use crate::error::{At, Error};
+use crate::error::Error;
 use crate::identity::Identity;
 use crate::secret::Secret;
 use crate::token::entra::{self, Credential, Grant};
-use crate::token::{AadToken, Detected, TokenSource};
+use crate::token::{self, AadToken, Detected, TokenSource};
 
 const HEADLINE: &str = "Entra ID cannot be reached for workload identity";
 const ADVICE: &str = "check the network path to AZURE_AUTHORITY_HOST (default login.microsoftonline.com) and HTTPS_PROXY/NO_PROXY";
@@ -63,6 +63,14 @@ impl TokenSource for Workload {
         "Entra ID (workload identity)"
     }
 
+    fn headline(&self) -> &'static str {
+        HEADLINE
+    }
+
+    fn advice(&self) -> &'static str {
+        ADVICE
+    }
+
     fn endpoint(&self) -> String {
         entra::token_url(&self.authority, &self.tenant)
     }
@@ -80,13 +88,10 @@ impl TokenSource for Workload {
                 });
             }
         };
-        let at = At {
-            via: self.name(),
-            endpoint: self.endpoint(),
-            identity: format!("workload identity with client_id {client_id}"),
-            headline: HEADLINE,
-            advice: ADVICE,
-        };
+        let at = token::at(
+            self,
+            format!("workload identity with client_id {client_id}"),
+        );
         // Re-read on every use: the kubelet rotates the projected token.
         let file = self.token_file.display();
         let assertion = std::fs::read_to_string(&self.token_file).map_err(|e| {

@@ -168,3 +168,193 @@ fn configure_honours_docker_config_and_podman_auth_file() {
     assert_eq!(read_json(&auth)["credHelpers"]["myreg.azurecr.io"], "acr");
     assert_eq!(w.traffic(), (0, 0, 0));
 }
+
+#[test]
+fn configure_writes_through_a_symlinked_config_and_keeps_its_mode() {
+    let w = World::new();
+    // A dotfile manager's layout: ~/.docker/config.json → ~/dotfiles/docker/config.json.
+    let target_dir = w.home().join("dotfiles/docker");
+    std::fs::create_dir_all(&target_dir).unwrap();
+    let target = target_dir.join("config.json");
+    std::fs::write(
+        &target,
+        r#"{"auths": {"registry.example": {"auth": "dXNlcjpwYXNz"}}}"#,
+    )
+    .unwrap();
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let link = w.home().join(".docker/config.json");
+    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink("../dotfiles/docker/config.json", &link).unwrap();
+
+    let out = w.run(&["configure", "docker", "myreg.azurecr.io"], "", &[]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let meta = std::fs::symlink_metadata(&link).unwrap();
+    assert!(meta.file_type().is_symlink(), "the link was replaced");
+    let doc = read_json(&target);
+    assert_eq!(doc["credHelpers"]["myreg.azurecr.io"], "acr");
+    assert_eq!(
+        doc["auths"]["registry.example"]["auth"], "dXNlcjpwYXNz",
+        "saved passwords are kept"
+    );
+    assert_eq!(
+        std::fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+        0o600,
+        "the passwords' file stays private"
+    );
+    let names: Vec<_> = std::fs::read_dir(&target_dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, ["config.json"], "no temporary file left behind");
+
+    // A group-readable target keeps exactly its mode too.
+    std::fs::set_permissions(&target, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let out = w.run(&["configure", "docker", "other.azurecr.io"], "", &[]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        std::fs::metadata(&target).unwrap().permissions().mode() & 0o777,
+        0o640
+    );
+}
+
+#[test]
+fn configure_refuses_to_take_over_another_helper_without_force() {
+    let w = World::new();
+    let path = w.home().join(".docker/config.json");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let before = r#"{"credHelpers": {"myreg.azurecr.io": "ecr-login", "gcr.io": "gcr"}}"#;
+    std::fs::write(&path, before).unwrap();
+
+    let out = w.run(
+        &[
+            "configure",
+            "docker",
+            "myreg.azurecr.io",
+            "other.azurecr.io",
+        ],
+        "",
+        &[],
+    );
+    assert_eq!(out.code, Some(1), "{out}");
+    let line = out.error_line();
+    assert!(
+        line.contains("ecr-login")
+            && line.contains("--force")
+            && line.contains("nothing was changed"),
+        "{line}"
+    );
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+
+    let out = w.run(
+        &["configure", "docker", "--force", "myreg.azurecr.io"],
+        "",
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout
+            .contains("replaced credHelpers \"myreg.azurecr.io\": \"ecr-login\" with \"acr\""),
+        "{out}"
+    );
+    let doc = read_json(&path);
+    assert_eq!(doc["credHelpers"]["myreg.azurecr.io"], "acr");
+    assert_eq!(doc["credHelpers"]["gcr.io"], "gcr");
+}
+
+#[test]
+fn configure_remove_unwires_only_this_helper() {
+    let w = World::new();
+    let path = w.home().join(".docker/config.json");
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(
+        &path,
+        r#"{"auths": {}, "credHelpers": {"myreg.azurecr.io": "acr", "other.azurecr.io": "acr", "gcr.io": "gcr"}}"#,
+    )
+    .unwrap();
+    let out = w.run(
+        &[
+            "configure",
+            "docker",
+            "--remove",
+            "myreg.azurecr.io",
+            "gcr.io",
+            "third.azurecr.io",
+        ],
+        "",
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout
+            .contains("removed credHelpers \"myreg.azurecr.io\" from"),
+        "{out}"
+    );
+    assert!(
+        out.stdout
+            .contains("left alone: gcr.io is routed to \"gcr\", not to this helper"),
+        "{out}"
+    );
+    assert!(
+        out.stdout.contains("not configured: third.azurecr.io"),
+        "{out}"
+    );
+    assert_eq!(
+        read_json(&path),
+        serde_json::json!({"auths": {}, "credHelpers": {"other.azurecr.io": "acr", "gcr.io": "gcr"}})
+    );
+    // The last entry gone, the empty object goes too; running again changes nothing.
+    let out = w.run(
+        &["configure", "docker", "--remove", "other.azurecr.io"],
+        "",
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        read_json(&path),
+        serde_json::json!({"auths": {}, "credHelpers": {"gcr.io": "gcr"}})
+    );
+    let again = w.run(
+        &["configure", "docker", "--remove", "other.azurecr.io"],
+        "",
+        &[],
+    );
+    assert!(again.stdout.contains("not configured"), "{again}");
+
+    // podman's file too; a missing file is nothing to remove.
+    let auth = w.dir.path().join("auth.json");
+    let a = auth.display().to_string();
+    let out = w.run(
+        &[
+            "configure",
+            "podman",
+            "--config",
+            &a,
+            "--remove",
+            "myreg.azurecr.io",
+        ],
+        "",
+        &[],
+    );
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(!auth.exists());
+}
+
+#[test]
+fn configure_podman_under_xdg_config_home_is_what_doctor_reads() {
+    let mut w = World::new();
+    let xdg = w.dir.path().join("xdg");
+    w.set_env("XDG_CONFIG_HOME", &xdg.display().to_string());
+    let out = w.run(&["configure", "podman", "myreg.azurecr.io"], "", &[]);
+    assert_eq!(out.code, Some(0), "{out}");
+    let auth = xdg.join("containers/auth.json");
+    assert!(out.stdout.contains(&auth.display().to_string()), "{out}");
+    let out = w.run(&["doctor", "myreg.azurecr.io"], "", &[]);
+    assert!(
+        out.stdout.contains(&format!(
+            "ok    containers  routed by {} (credHelpers myreg.azurecr.io)",
+            auth.display()
+        )),
+        "{out}"
+    );
+    assert!(!out.stdout.contains("FAIL  wiring"), "{out}");
+}

@@ -310,6 +310,10 @@ fn missing_acrpull_role_is_explained() {
     );
     assert!(line.contains("HTTP 401 UNAUTHORIZED"), "{line}");
     assert!(line.contains("AcrPull"), "{line}");
+    assert!(
+        line.contains("--assignee oid-system"),
+        "the token's oid is the principal to grant: {line}"
+    );
     assert!(line.contains(CORRELATION_ID), "{line}");
     assert_eq!(w.acr.exchanges().len(), 1, "401 is not retried");
     w.assert_no_token_in("stdout", &out.stdout);

@@ -7,6 +7,7 @@ mod cache;
 mod configure;
 mod doctor;
 mod faults;
+mod firsthour;
 mod get;
 mod kubelet;
 mod properties;

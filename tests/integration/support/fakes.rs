@@ -644,6 +644,13 @@ impl FakeProxy {
                         );
                         return;
                     }
+                    // As a real proxy answers for a name that does not resolve.
+                    if request.path.starts_with("nxdomain") {
+                        let _ = client.write_all(
+                            b"HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+                        );
+                        return;
+                    }
                     let Ok(upstream) = TcpStream::connect(target) else {
                         let _ = client.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
                         return;

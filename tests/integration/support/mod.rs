@@ -175,8 +175,8 @@ impl World {
         self.env.retain(|(n, _)| n != k);
     }
 
-    /// Runs the helper with a scrubbed environment: the world's variables plus `extra`.
-    pub fn run(&self, args: &[&str], stdin: &str, extra: &[(&str, &str)]) -> Out {
+    /// The helper with a scrubbed environment (the world's variables) and piped stdio.
+    pub fn command(&self, args: &[&str]) -> Command {
         let mut cmd = Command::new(bin());
         cmd.args(args)
             .env_clear()
@@ -186,6 +186,12 @@ impl World {
         for (k, v) in &self.env {
             cmd.env(k, v);
         }
+        cmd
+    }
+
+    /// Runs the helper with a scrubbed environment: the world's variables plus `extra`.
+    pub fn run(&self, args: &[&str], stdin: &str, extra: &[(&str, &str)]) -> Out {
+        let mut cmd = self.command(args);
         for (k, v) in extra {
             cmd.env(k, v);
         }
