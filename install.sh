@@ -30,6 +30,29 @@ while [ $# -gt 0 ]; do
   esac
 done
 
+# A relative prefix means relative to where the caller is, not to this script.
+case "$prefix" in
+  /*) ;;
+  *) prefix="$PWD/$prefix" ;;
+esac
+
+# Check the registry names before a minute of building. ACR login servers are recognised here;
+# other names must be served by a configuration file (registries, login_server_suffixes), which
+# the installed binary checks when it wires them.
+acr_name='^(https?://)?[a-z0-9]{5,50}(-[a-z0-9]{1,16})?(\.[a-z0-9]{1,40}\.geo)?\.azurecr\.(io|cn|us)(:443)?/?$'
+config_exists=false
+for f in "${DOCKER_CREDENTIAL_ACR_CONFIG:-}" "${XDG_CONFIG_HOME:-$HOME/.config}/docker-credential-acr/config.json" /etc/docker-credential-acr/config.json; do
+  [ -n "$f" ] && [ -f "$f" ] && config_exists=true
+done
+for r in "${registries[@]}"; do
+  lower="$(printf '%s' "$r" | tr '[:upper:]' '[:lower:]')"
+  if ! printf '%s' "$lower" | grep -Eq "$acr_name" && [ "$config_exists" = false ]; then
+    echo "install.sh: --registry $r is not an ACR login server (<name>.azurecr.io, .cn, .us; name 5-50 letters and digits)," >&2
+    echo "install.sh: and no configuration file lists other registries; nothing was built or installed" >&2
+    exit 2
+  fi
+done
+
 if ! command -v cargo >/dev/null 2>&1; then
   echo "install.sh: cargo not found; install the Rust toolchain (rustup) first." >&2
   if [ -n "${SUDO_USER:-}" ]; then
@@ -39,7 +62,13 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 cd "$(dirname "$0")"
-cargo build --release --locked --quiet
+echo "install.sh: building the release binary (about a minute the first time)"
+cargo build --release --locked
+# Where cargo put it: CARGO_TARGET_DIR and build.target-dir move it from ./target.
+target_dir="$(cargo metadata --format-version 1 --no-deps --locked | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null ||
+  cargo metadata --format-version 1 --no-deps --locked | sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
+built="$target_dir/release/docker-credential-acr"
+[ -x "$built" ] || { echo "install.sh: cargo did not produce $built" >&2; exit 1; }
 # Copy with the rights the prefix needs: directly if writable, else through sudo.
 as_needed=()
 probe="$prefix"
@@ -54,7 +83,7 @@ if [ ! -w "$probe" ] || { [ -e "$prefix/bin" ] && [ ! -w "$prefix/bin" ]; }; the
   fi
 fi
 "${as_needed[@]}" install -d "$prefix/bin"
-"${as_needed[@]}" install -m 0755 target/release/docker-credential-acr "$prefix/bin/docker-credential-acr"
+"${as_needed[@]}" install -m 0755 "$built" "$prefix/bin/docker-credential-acr"
 echo "installed $prefix/bin/docker-credential-acr ($("$prefix/bin/docker-credential-acr" version))"
 case ":$PATH:" in
   *":$prefix/bin:"*) ;;

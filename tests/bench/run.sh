@@ -4,4 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 cargo build --release --quiet --example floor --bin docker-credential-acr
-FLOOR_BIN="$PWD/target/release/examples/floor" cargo bench --quiet --bench warm_get
+# Where cargo put it (CARGO_TARGET_DIR and build.target-dir move it from ./target).
+target_dir="$(cargo metadata --format-version 1 --no-deps --locked |
+  python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')"
+FLOOR_BIN="$target_dir/release/examples/floor" cargo bench --quiet --bench warm_get

@@ -27,7 +27,10 @@ if [ -z "${E2E_IN_NAMESPACE:-}" ]; then
     exit 1
   fi
   (cd "$root" && cargo build --quiet --locked --bin docker-credential-acr --example fake-azure) || exit 1
-  exec unshare --mount --net --fork env E2E_IN_NAMESPACE=1 bash "$0" "$@"
+  # Where cargo put them (CARGO_TARGET_DIR and build.target-dir move them from ./target).
+  E2E_TARGET_DIR="$(cd "$root" && cargo metadata --format-version 1 --no-deps --locked |
+    python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')" || exit 1
+  exec unshare --mount --net --fork env E2E_IN_NAMESPACE=1 E2E_TARGET_DIR="$E2E_TARGET_DIR" bash "$0" "$@"
 fi
 
 # ---------------------------------------------------------------- inside the namespaces
@@ -86,7 +89,7 @@ cat /etc/ssl/certs/ca-certificates.crt ca.pem >bundle.pem 2>/dev/null || cp ca.p
 export SSL_CERT_FILE="$work/bundle.pem"
 
 # ---------------------------------------------------------------- fakes and the registry
-"$root/target/debug/examples/fake-azure" --imds 127.0.0.1:8079 --acr "127.0.0.2:443" \
+"$E2E_TARGET_DIR/debug/examples/fake-azure" --imds 127.0.0.1:8079 --acr "127.0.0.2:443" \
   --tls-cert tls-chain.pem --tls-key tls.key --signing-key signing.der --signing-cert signing-cert.der \
   --issuer "Azure Container Registry" --user pusher:pusher-secret \
   --deny-client-id "$DENIED_CLIENT_ID" --service "$REG" --log events.jsonl >fake.out 2>&1 &
@@ -131,7 +134,7 @@ grep -q '^ready' dockerd.out || { sleep 1; grep -q '^ready' dockerd.out || { cat
 
 # ---------------------------------------------------------------- the helper, as clients find it
 mkdir -p bin home docker-helper docker-none cache
-ln -s "$root/target/debug/docker-credential-acr" bin/docker-credential-acr
+ln -s "$E2E_TARGET_DIR/debug/docker-credential-acr" bin/docker-credential-acr
 export PATH="$work/bin:$PATH"
 export HOME="$work/home"
 export DOCKER_CREDENTIAL_ACR_IMDS_ENDPOINT=http://127.0.0.1:8079
@@ -283,6 +286,19 @@ check "docker pull with a rejected identity: no token reaches the engine (the CL
   docker_pull_rejected
 check "no token in any client's or the helper's output" \
   bash -c "! grep -qE 'eyJ[A-Za-z0-9_-]{20,}' $work/all.out"
+
+# ---------------------------------------------------------------- a served name that does not resolve fails in seconds
+# Only loopback exists here, so the lookup fails as it does on a machine with a typo'd name or
+# no DNS; it must not be retried for the whole deadline.
+unresolvable_fails_fast() {
+  local t0 out ms
+  t0=$(date +%s%N)
+  out=$(printf 'nosuchreg.azurecr.io' | docker-credential-acr get) && return 1
+  ms=$(( ($(date +%s%N) - t0) / 1000000 ))
+  printf '%s\n(%s ms)\n' "$out" "$ms"
+  [ "$ms" -lt 5000 ] && printf '%s\n' "$out" | grep -q "host name not found; check the registry name"
+}
+check "an unresolvable registry name fails in seconds and names DNS" unresolvable_fails_fast
 
 # ---------------------------------------------------------------- what the clients sent (for docs/clients.md)
 echo "# observed at the realm:"

@@ -5,6 +5,7 @@ mod support;
 
 mod cache;
 mod configure;
+mod docs;
 mod doctor;
 mod faults;
 mod firsthour;
