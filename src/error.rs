@@ -129,6 +129,10 @@ pub enum Error {
     #[error("{0}")]
     Usage(String),
 
+    /// A bug: something the code should make impossible.
+    #[error("internal error: {0}; please report it with `docker-credential-acr version`")]
+    Internal(&'static str),
+
     #[error("reading the request from stdin failed: {0}")]
     Stdin(#[source] std::io::Error),
 

@@ -6,6 +6,7 @@
 //! `get` does. The tenant choice (configuration, else the AAD token's `tid`) lives here and
 //! nowhere else.
 
+use std::sync::{Arc, Mutex, mpsc};
 use std::time::{Duration, Instant};
 
 use crate::acr::{Challenge, Exchange, LoginServer, RefreshToken};
@@ -97,14 +98,89 @@ pub trait Observer {
 pub struct Quiet;
 impl Observer for Quiet {}
 
-/// Challenge, AAD token, exchange: a new ACR refresh token for the plan's registry.
+/// A new ACR refresh token for the plan's registry: the token source and the registry's
+/// challenge run at once (each on its own thread), then the exchange goes over the connection
+/// the challenge opened. Only the exchange needs both, so a cold `get` costs about
+/// max(source, challenge) + exchange instead of their sum.
+///
+/// The first failure to arrive is the one reported, at once: the other branch is not waited
+/// for (it ends with the process). The observer hears of each step as it completes.
 pub fn refresh(ctx: &Context, plan: &Plan, obs: &mut dyn Observer) -> Result<RefreshToken, Error> {
-    obs.begin(Step::Challenge);
-    let started = Instant::now();
-    let server = LoginServer::new(ctx, &plan.host)?;
-    let challenge = server.challenge(ctx)?;
-    obs.challenge(&challenge, started.elapsed());
-    let aad = fetch_token(ctx, &plan.identity, obs)?;
+    let (tx, rx) = mpsc::channel();
+    let challenge_branch = {
+        let (tx, ctx, host) = (tx.clone(), ctx.clone(), plan.host.clone());
+        move || {
+            let _ = tx.send(Branch::Challenge(challenge(&ctx, &host)));
+        }
+    };
+    let token_branch = {
+        let (tx, ctx, identity) = (tx, ctx.clone(), plan.identity.clone());
+        move || {
+            let _ = tx.send(Branch::Token(source_token(&ctx, &identity)));
+        }
+    };
+    for (name, branch) in [
+        (
+            "challenge",
+            Box::new(challenge_branch) as Box<dyn FnOnce() + Send>,
+        ),
+        ("token", Box::new(token_branch)),
+    ] {
+        // Held so that, if no thread can be had (a process limit), the step runs here instead.
+        let slot = Arc::new(Mutex::new(Some(branch)));
+        let theirs = slot.clone();
+        let spawned = std::thread::Builder::new()
+            .name(name.into())
+            .spawn(move || {
+                let branch = theirs.lock().ok().and_then(|mut b| b.take());
+                if let Some(branch) = branch {
+                    branch();
+                }
+            });
+        if let Err(e) = spawned {
+            ctx.log.debug(format_args!(
+                "no thread for the {name} step ({e}); running it here"
+            ));
+            let branch = slot.lock().ok().and_then(|mut b| b.take());
+            if let Some(branch) = branch {
+                branch();
+            }
+        }
+    }
+    let (mut server, mut aad) = (None, None);
+    while server.is_none() || aad.is_none() {
+        match rx.recv() {
+            Ok(Branch::Challenge(outcome)) => {
+                obs.begin(Step::Challenge);
+                let (login_server, challenge, took) = outcome?;
+                obs.challenge(&challenge, took);
+                server = Some((login_server, challenge));
+            }
+            Ok(Branch::Token(outcome)) => {
+                obs.begin(Step::Source);
+                let fetched = match outcome {
+                    Ok(fetched) => fetched,
+                    Err(Unfetched { found: None, error }) => return Err(error),
+                    Err(Unfetched {
+                        found: Some(found),
+                        error,
+                    }) => {
+                        obs.source(&found);
+                        obs.begin(Step::Token);
+                        return Err(error);
+                    }
+                };
+                obs.source(&fetched.found);
+                obs.begin(Step::Token);
+                obs.token(&fetched.aad, fetched.took);
+                aad = Some(fetched.aad);
+            }
+            Err(_) => return Err(Error::Internal("a step's thread ended without an answer")),
+        }
+    }
+    let (Some((server, challenge)), Some(aad)) = (server, aad) else {
+        return Err(Error::Internal("a step ended without its result"));
+    };
     obs.begin(Step::Exchange);
     let started = Instant::now();
     let tenant = tenant(ctx, &aad, &plan.host)?;
@@ -128,26 +204,78 @@ pub fn refresh(ctx: &Context, plan: &Plan, obs: &mut dyn Observer) -> Result<Ref
     Ok(token)
 }
 
-/// The token source and its AAD token for `identity`.
-pub fn fetch_token(
-    ctx: &Context,
-    identity: &Identity,
-    obs: &mut dyn Observer,
-) -> Result<AadToken, Error> {
-    obs.begin(Step::Source);
-    let found = token::detect(ctx)?;
+/// What a branch of [`refresh`] sends back.
+enum Branch {
+    Challenge(Result<(LoginServer, Challenge, Duration), Error>),
+    Token(Result<Fetched, Unfetched>),
+}
+
+/// A token and the source it came from.
+struct Fetched {
+    found: Detected,
+    aad: AadToken,
+    took: Duration,
+}
+
+/// A token that could not be had: the source, when one was found, and why.
+struct Unfetched {
+    found: Option<Detected>,
+    error: Error,
+}
+
+/// The login server's agent and its `/v2/` challenge.
+fn challenge(ctx: &Context, host: &str) -> Result<(LoginServer, Challenge, Duration), Error> {
+    let started = Instant::now();
+    let server = LoginServer::new(ctx, host)?;
+    let challenge = server.challenge(ctx)?;
+    Ok((server, challenge, started.elapsed()))
+}
+
+/// The first configured source and an AAD token from it.
+fn source_token(ctx: &Context, identity: &Identity) -> Result<Fetched, Unfetched> {
+    let found = token::detect(ctx).map_err(|error| Unfetched { found: None, error })?;
     ctx.log.debug(format_args!(
         "token source: {} at {} ({})",
         found.source.name(),
         found.source.endpoint(),
         found.why
     ));
-    obs.source(&found);
-    obs.begin(Step::Token);
     let started = Instant::now();
-    let aad = found.source.fetch(ctx, identity)?;
-    obs.token(&aad, started.elapsed());
-    Ok(aad)
+    match found.source.fetch(ctx, identity) {
+        Ok(aad) => Ok(Fetched {
+            found,
+            aad,
+            took: started.elapsed(),
+        }),
+        Err(error) => Err(Unfetched {
+            found: Some(found),
+            error,
+        }),
+    }
+}
+
+/// The token source and its AAD token for `identity`, reported to `obs` (`doctor` without a
+/// registry).
+pub fn fetch_token(
+    ctx: &Context,
+    identity: &Identity,
+    obs: &mut dyn Observer,
+) -> Result<AadToken, Error> {
+    obs.begin(Step::Source);
+    let fetched = match source_token(ctx, identity) {
+        Ok(fetched) => fetched,
+        Err(Unfetched { found, error }) => {
+            if let Some(found) = found {
+                obs.source(&found);
+                obs.begin(Step::Token);
+            }
+            return Err(error);
+        }
+    };
+    obs.source(&fetched.found);
+    obs.begin(Step::Token);
+    obs.token(&fetched.aad, fetched.took);
+    Ok(fetched.aad)
 }
 
 /// The tenant of the exchange: `tenant` from the configuration, else the token's `tid`.

@@ -1,8 +1,11 @@
-//! Benchmark: warm `get`, not-served `get` and the floor program, interleaved in one run.
+//! Benchmark: warm `get`, not-served `get` and the floor program, interleaved in one run; then
+//! the cold path with injected latency.
 //!
-//! Run with `bash tests/bench/run.sh` (it builds the floor first). Prints a Markdown table with
-//! medians, ratios to the floor, peak RSS and the stripped binary size. It asserts only that the
-//! warm path made no network request; timings are reported, never asserted.
+//! Run with `bash tests/bench/run.sh` (it builds the floor first). Prints Markdown tables with
+//! medians, ratios to the floor, peak RSS and the stripped binary size, and the cold `get` as a
+//! multiple of the injected per-step latency D. It asserts only that the warm path made no
+//! network request and that parallel cold gets share one IMDS call and one exchange; timings are
+//! reported, never asserted. `HELPER_BIN` points the cold runs at another build (to compare).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -247,11 +250,93 @@ fn main() {
         }
         _ => println!("I/O check not run: strace is not installed (apt-get install strace)."),
     }
+    cold_path();
     let size = std::fs::metadata(support::bin()).unwrap().len();
     println!();
     println!(
         "binary: {} bytes ({:.2} MiB), {runs} interleaved runs per command",
         size,
         size as f64 / 1048576.0
+    );
+}
+
+/// Cold `get`s against fakes that answer every request (IMDS, challenge, exchange) after the
+/// same delay D: sequential steps cost about 3 D, overlapping the source with the challenge
+/// about 2 D.
+fn cold_path() {
+    let runs: usize = std::env::var("COLD_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
+    let d = Duration::from_millis(
+        std::env::var("COLD_DELAY_MS")
+            .ok()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(200),
+    );
+    let program = std::env::var("HELPER_BIN").unwrap_or_else(|_| support::bin().into());
+    let w = support::World::new();
+    *w.imds.state.latency.lock().unwrap() = d;
+    *w.acr.state.latency.lock().unwrap() = d;
+    let cold_get = || {
+        let mut cmd = Command::new(&program);
+        cmd.arg("get")
+            .env_clear()
+            .envs(w.env.iter().map(|(k, v)| (k, v)))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(b"myreg.azurecr.io")
+            .unwrap();
+        child
+    };
+    let mut samples = Vec::new();
+    for _ in 0..runs {
+        let _ = std::fs::remove_dir_all(w.cache_dir());
+        let start = Instant::now();
+        let out = cold_get().wait_with_output().unwrap();
+        samples.push(start.elapsed());
+        assert!(out.status.success(), "cold get failed: {out:?}");
+    }
+    let med = median(&mut samples);
+    // 32 at once on an empty cache: one IMDS call and one exchange between them.
+    let _ = std::fs::remove_dir_all(w.cache_dir());
+    let (imds_before, exchanges_before) = (w.imds.token_requests().len(), w.acr.exchanges().len());
+    let start = Instant::now();
+    let children: Vec<_> = (0..32).map(|_| cold_get()).collect();
+    for child in children {
+        assert!(child.wait_with_output().unwrap().status.success());
+    }
+    let parallel = start.elapsed();
+    let shared = (
+        w.imds.token_requests().len() - imds_before,
+        w.acr.exchanges().len() - exchanges_before,
+    );
+    assert_eq!(
+        shared,
+        (1, 1),
+        "32 parallel cold gets: IMDS calls, exchanges"
+    );
+    println!();
+    println!(
+        "| cold path, every step delayed by D = {} ms | median (ms) | in D |",
+        d.as_millis()
+    );
+    println!("|---|---|---|");
+    println!(
+        "| one cold get ({runs} runs, cache emptied before each) | {} | {:.2} D |",
+        ms(med),
+        med.as_secs_f64() / d.as_secs_f64()
+    );
+    println!(
+        "| 32 parallel cold gets, wall time (1 IMDS call, 1 exchange) | {} | {:.2} D |",
+        ms(parallel),
+        parallel.as_secs_f64() / d.as_secs_f64()
     );
 }

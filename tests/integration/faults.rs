@@ -244,7 +244,7 @@ fn redirects_are_not_followed() {
         line.contains("expected HTTP 401") && line.contains("HTTP 301"),
         "{line}"
     );
-    assert_eq!(w.imds.server.total(), 0);
+    w.assert_no_aad_token_sent();
 }
 
 #[test]

@@ -4,6 +4,7 @@
 mod support;
 
 mod cache;
+mod cold;
 mod configure;
 mod docs;
 mod doctor;

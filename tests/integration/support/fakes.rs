@@ -9,6 +9,7 @@ use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -110,6 +111,8 @@ pub struct ImdsState {
     pub app_service_header: Mutex<Option<String>>,
     /// Azure Arc mode: the `Basic realm=` path of the challenge, and the key expected back.
     pub arc: Mutex<Option<(String, String)>>,
+    /// Added to every answer: a slow network or a busy endpoint.
+    pub latency: Mutex<Duration>,
 }
 
 pub struct FakeImds {
@@ -137,9 +140,14 @@ impl FakeImds {
             events,
             app_service_header: Mutex::new(None),
             arc: Mutex::new(None),
+            latency: Mutex::new(Duration::ZERO),
         });
         let s = state.clone();
-        let server = Server::start_on(bind, None, Arc::new(move |r| imds_reply(&s, r)));
+        let server = Server::start_on(
+            bind,
+            None,
+            Arc::new(move |r| with_latency(imds_reply(&s, r), *s.latency.lock().unwrap())),
+        );
         FakeImds { server, state }
     }
 
@@ -162,6 +170,11 @@ impl FakeImds {
             .filter(|r| r.path == "/metadata/identity/oauth2/token")
             .collect()
     }
+}
+
+fn with_latency(mut reply: Reply, latency: Duration) -> Reply {
+    reply.delay += latency;
+    reply
 }
 
 fn imds_error(status: u16, error: &str, description: &str) -> Reply {
@@ -289,6 +302,8 @@ pub struct AcrState {
     /// Entra ID (workload identity): the federated assertion it accepts, and faults.
     pub entra_assertion: Mutex<Option<String>>,
     pub entra_faults: Mutex<VecDeque<Reply>>,
+    /// Added to every answer: a slow network or a busy registry.
+    pub latency: Mutex<Duration>,
 }
 
 pub struct FakeAcr {
@@ -324,9 +339,14 @@ impl FakeAcr {
             service: Mutex::new(None),
             entra_assertion: Mutex::new(None),
             entra_faults: Mutex::new(VecDeque::new()),
+            latency: Mutex::new(Duration::ZERO),
         });
         let s = state.clone();
-        let server = Server::start_on(bind, Some(tls), Arc::new(move |r| acr_reply(&s, r)));
+        let server = Server::start_on(
+            bind,
+            Some(tls),
+            Arc::new(move |r| with_latency(acr_reply(&s, r), *s.latency.lock().unwrap())),
+        );
         FakeAcr { server, state }
     }
 
@@ -656,6 +676,8 @@ impl FakeProxy {
                         return;
                     };
                     let _ = client.write_all(b"HTTP/1.1 200 Connection established\r\n\r\n");
+                    // As real proxies do: relay small TLS records at once, not after a delayed ACK.
+                    let _ = (client.set_nodelay(true), upstream.set_nodelay(true));
                     pipe(client, upstream);
                 });
             }

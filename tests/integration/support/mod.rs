@@ -244,6 +244,19 @@ impl World {
     }
 
     /// Asserts no issued token appears in `text`.
+    /// No AAD token left the helper: no request the fake registry (and the realms it serves)
+    /// received carries one, and no exchange was made. The cold path fetches the AAD token while
+    /// the challenge runs, so a refused registry may still cost one IMDS call — never a token.
+    pub fn assert_no_aad_token_sent(&self) {
+        assert_eq!(self.acr.exchanges().len(), 0, "an exchange was attempted");
+        for r in self.acr.server.recorded() {
+            let text = format!("{:?} {}", r.headers, String::from_utf8_lossy(&r.body));
+            for t in self.aad.all() {
+                assert!(!text.contains(&t), "an AAD token was sent to {}", r.path);
+            }
+        }
+    }
+
     pub fn assert_no_token_in(&self, what: &str, text: &str) {
         for t in self.issued.all().iter().chain(self.aad.all().iter()) {
             assert!(

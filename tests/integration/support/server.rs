@@ -19,6 +19,8 @@ pub struct Recorded {
     /// Names lowercased.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
+    /// When the whole request had arrived.
+    pub at: Option<std::time::Instant>,
 }
 
 impl Recorded {
@@ -120,6 +122,7 @@ impl Server {
                 let (handler, reqs, tls) = (handler.clone(), reqs.clone(), tls.clone());
                 thread::spawn(move || {
                     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
+                    let _ = stream.set_nodelay(true);
                     match tls {
                         Some(config) => {
                             let Ok(conn) = rustls::ServerConnection::new(config) else {
@@ -192,8 +195,10 @@ fn serve<S: Read + Write>(stream: &mut S, handler: &Handler, reqs: &Mutex<Vec<Re
         "Content-Length: {}\r\nConnection: close\r\n\r\n",
         reply.body.len()
     ));
-    let _ = stream.write_all(head.as_bytes());
-    let _ = stream.write_all(&reply.body);
+    // One write: a head and a body in two small segments would wait on the peer's delayed ACK.
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(&reply.body);
+    let _ = stream.write_all(&bytes);
     let _ = stream.flush();
 }
 
@@ -266,6 +271,7 @@ pub fn read_request<S: Read>(stream: &mut S) -> Option<Recorded> {
         query,
         headers,
         body,
+        at: Some(std::time::Instant::now()),
     })
 }
 
