@@ -270,3 +270,44 @@ fn docs_stand_alone() {
         }
     }
 }
+
+/// Every source file's text, for finding the tests the docs name.
+fn all_sources() -> String {
+    fn walk(dir: &Path, out: &mut String) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push_str(&std::fs::read_to_string(&p).unwrap());
+            }
+        }
+    }
+    let mut text = String::new();
+    walk(&root().join("src"), &mut text);
+    walk(&root().join("tests"), &mut text);
+    text
+}
+
+#[test]
+fn the_tests_the_security_doc_names_exist() {
+    let sources = all_sources();
+    let doc = std::fs::read_to_string(root().join("docs/security.md")).unwrap();
+    let mut named = 0;
+    for span in doc.split('`').skip(1).step_by(2) {
+        let name = span.rsplit("::").next().unwrap().trim_end_matches('*');
+        let is_test_name = name.matches('_').count() >= 2
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_');
+        if !is_test_name || name.ends_with('_') {
+            continue;
+        }
+        named += 1;
+        assert!(
+            sources.contains(&format!("fn {name}(")),
+            "docs/security.md names `{span}`, which is no test"
+        );
+    }
+    assert!(named >= 20, "only {named} test names found");
+}
