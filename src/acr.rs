@@ -87,7 +87,7 @@ impl LoginServer {
             url: &url,
             headers: &[],
             query: &[],
-            form: None,
+            body: http::Body::None,
         };
         ctx.log.debug(format_args!("registry: GET {url}"));
         let (outcome, _) = http::retry(
@@ -161,7 +161,7 @@ impl LoginServer {
             url: &url,
             headers: &[("Accept", "application/json")],
             query: &[],
-            form: Some(&form),
+            body: http::Body::Form(&form),
         };
         ctx.log.debug(format_args!(
             "registry: POST {url} service={} tenant={} access_token={}",

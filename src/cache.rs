@@ -16,7 +16,6 @@ use crate::acr::RefreshToken;
 use crate::context::Context;
 use crate::error::Error;
 use crate::files::{self, Capped};
-use crate::identity::Identity;
 use crate::jwt::Claims;
 use crate::secret::{self, Secret};
 
@@ -40,12 +39,12 @@ pub struct Key {
 }
 
 impl Key {
-    /// The entry `get` uses for `registry` with `identity` under this context's audience and
-    /// configured tenant.
-    pub fn new(ctx: &Context, registry: &str, identity: &Identity) -> Self {
+    /// The entry `get` uses for `registry` and a principal (`token::principal_key`) under this
+    /// context's audience and configured tenant.
+    pub fn new(ctx: &Context, registry: &str, principal: String) -> Self {
         Key {
             registry: registry.to_string(),
-            identity: identity.key(),
+            identity: principal,
             audience: ctx.resource().to_string(),
             tenant: ctx.config.tenant.clone(),
         }

@@ -14,7 +14,7 @@ use serde_json::{Map, Value};
 
 use crate::files::{self, Capped};
 use crate::hosts;
-use crate::identity::{Identity, Reason, describe};
+use crate::identity::{Identity, Reason, describe, is_tenant};
 
 /// The largest configuration file read; anything bigger is certainly a mistake.
 const MAX_CONFIG_BYTES: u64 = 1 << 20;
@@ -288,14 +288,6 @@ fn json_problem(e: &serde_json::Error) -> &'static str {
         Category::Data => "unexpected shape",
         Category::Io => "I/O error",
     }
-}
-
-/// A tenant id (GUID) or domain, as `tenant` and `AZURE_TENANT_ID` must be.
-pub fn is_tenant(tenant: &str) -> bool {
-    !tenant.is_empty()
-        && tenant
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
 }
 
 impl Config {

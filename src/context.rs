@@ -149,7 +149,7 @@ fn check_identity_variables(env: &Env) -> Result<(), Error> {
         });
     }
     if let Some(tenant) = env.get("AZURE_TENANT_ID")
-        && !config::is_tenant(tenant)
+        && !crate::identity::is_tenant(tenant)
     {
         return Err(Error::Environment {
             name: "AZURE_TENANT_ID",

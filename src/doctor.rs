@@ -60,6 +60,10 @@ impl Observer for Report<'_> {
         self.current = step;
     }
 
+    fn skipped(&mut self, source: &str, why: &str) {
+        self.line(Mark::Info, "not used", format!("{source}: {why}"));
+    }
+
     fn source(&mut self, found: &Detected) {
         let detail = format!(
             "{} at {} ({})",
@@ -184,7 +188,8 @@ pub fn diagnose(ctx: &Context, registry_arg: Option<&str>, out: &mut dyn Write) 
                 format!("the {identity} ({})", reason.describe()),
             );
             r.line(Mark::Info, "audience", ctx.resource());
-            if let Err(e) = flow::fetch_token(ctx, &identity, &mut r) {
+            let scope = flow::scope_of(&identity, reason);
+            if let Err(e) = flow::fetch_token(ctx, &identity, scope, &mut r) {
                 let step = r.current.name();
                 r.fail(step, e);
                 return finish(r);

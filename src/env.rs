@@ -31,6 +31,11 @@ impl Env {
             .collect())
     }
 
+    /// Every variable, for a child process's environment.
+    pub fn vars(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
     /// The variable's value, or `None` if unset or empty.
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0

@@ -157,12 +157,18 @@ pub enum Error {
     #[error("cannot use {via}: {why}")]
     IdentitySource { via: &'static str, why: String },
 
-    #[error(
-        "Entra ID refused the workload identity (client_id {client_id}) at {endpoint}: {detail}; check the federated identity credential of that application for this service account (issuer, subject system:serviceaccount:<namespace>:<name>, audience api://AzureADTokenExchange) and AZURE_TENANT_ID"
-    )]
-    WorkloadRefused {
-        endpoint: String,
-        client_id: String,
+    #[error("Entra ID refused the {} at {}: {detail}; {hint}", at.identity, at.endpoint)]
+    EntraRefused {
+        at: Box<At>,
+        detail: String,
+        hint: String,
+    },
+
+    /// A developer tool (`az`, `azd`) that is installed but not signed in.
+    #[error("{tool} is not signed in ({detail}); run `{login}` once, then pull again")]
+    NotSignedIn {
+        tool: &'static str,
+        login: &'static str,
         detail: String,
     },
 

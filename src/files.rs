@@ -136,6 +136,42 @@ pub fn read_file_capped(file: File, cap: u64) -> io::Result<Capped> {
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
 }
 
+/// Reads a file that holds a secret (a client secret, a certificate's key), refusing — as ssh
+/// refuses a private key — one that other users can read or write, or that belongs to another
+/// user. `what` names the file in the message, which never quotes its content.
+pub fn read_private(path: &Path, what: &str, cap: u64) -> Result<Vec<u8>, String> {
+    use std::os::unix::fs::MetadataExt as _;
+    let shown = path.display();
+    let meta = fs::metadata(path).map_err(|e| format!("cannot read {what} {shown} ({e})"))?;
+    if !meta.is_file() {
+        return Err(format!("{what} {shown} is not a regular file"));
+    }
+    let uid = effective_uid();
+    if meta.uid() != uid && meta.uid() != 0 {
+        return Err(format!(
+            "{what} {shown} belongs to uid {}, not to this user (uid {uid}); refusing to use it",
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(format!(
+            "{what} {shown} is open to other users (mode {:04o}); run `chmod 600 {shown}`",
+            meta.mode() & 0o7777
+        ));
+    }
+    let file = File::open(path).map_err(|e| format!("cannot read {what} {shown} ({e})"))?;
+    let mut bytes = Vec::new();
+    file.take(cap + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {what} {shown} ({e})"))?;
+    if bytes.len() as u64 > cap {
+        return Err(format!(
+            "{what} {shown} is larger than {cap} bytes; is it the right file?"
+        ));
+    }
+    Ok(bytes)
+}
+
 /// This process's effective user id.
 pub fn effective_uid() -> u32 {
     rustix::process::geteuid().as_raw()
@@ -211,6 +247,26 @@ mod tests {
         assert!(matches!(read_capped(&path, 4).unwrap(), Capped::TooLarge));
         fs::write(&path, [0xff, 0xfe]).unwrap();
         assert!(read_capped(&path, 4).is_err());
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn private_files_must_be_private() {
+        let dir = scratch("private");
+        let path = dir.join("secret");
+        fs::write(&path, "s3cret").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o644)).unwrap();
+        let e = read_private(&path, "the secret file", 100).unwrap_err();
+        assert!(
+            e.contains("mode 0644") && e.contains("chmod 600") && !e.contains("s3cret"),
+            "{e}"
+        );
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o620)).unwrap();
+        assert!(read_private(&path, "x", 100).is_err(), "group-writable");
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o600)).unwrap();
+        assert_eq!(read_private(&path, "x", 100).unwrap(), b"s3cret");
+        assert!(read_private(&path, "x", 3).unwrap_err().contains("larger"));
+        assert!(read_private(&dir.join("missing"), "x", 3).is_err());
         fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -15,7 +15,7 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::hosts;
 use crate::identity::{self, Identity, Reason};
-use crate::token::{self, AadToken, Detected};
+use crate::token::{self, AadToken, Detected, Scope};
 
 /// What a request resolves to before any network: the host, its identity and its cache entry.
 #[derive(Debug, Clone)]
@@ -23,6 +23,8 @@ pub struct Plan {
     pub host: String,
     pub identity: Identity,
     pub reason: Reason,
+    /// Which sources may answer for it.
+    pub scope: Scope,
     pub key: Key,
 }
 
@@ -37,13 +39,24 @@ pub fn plan(ctx: &Context, server: &str) -> Result<Plan, Error> {
         return Err(Error::NotFound);
     }
     let (identity, reason) = choose_identity(ctx, &host);
-    let key = Key::new(ctx, &host, &identity);
+    let scope = scope_of(&identity, reason);
+    let key = Key::new(ctx, &host, token::principal_key(ctx, &identity, scope));
     Ok(Plan {
         host,
         identity,
         reason,
+        scope,
         key,
     })
+}
+
+/// A configured identity limits the sources; with none, the whole chain applies.
+pub fn scope_of(identity: &Identity, reason: Reason) -> Scope {
+    match reason {
+        Reason::RegistryConfig | Reason::Config if identity.is_managed() => Scope::Managed,
+        Reason::RegistryConfig | Reason::Config => Scope::Named,
+        Reason::AzureClientId | Reason::Default => Scope::Any,
+    }
 }
 
 /// The identity for `host` (or, with `""`, the machine-wide choice).
@@ -88,6 +101,8 @@ impl Step {
 /// default that does nothing.
 pub trait Observer {
     fn begin(&mut self, _step: Step) {}
+    /// A source of the chain that was not used, and why.
+    fn skipped(&mut self, _source: &str, _why: &str) {}
     fn source(&mut self, _found: &Detected) {}
     fn token(&mut self, _aad: &AadToken, _took: Duration) {}
     fn challenge(&mut self, _challenge: &Challenge, _took: Duration) {}
@@ -114,9 +129,9 @@ pub fn refresh(ctx: &Context, plan: &Plan, obs: &mut dyn Observer) -> Result<Ref
         }
     };
     let token_branch = {
-        let (tx, ctx, identity) = (tx, ctx.clone(), plan.identity.clone());
+        let (tx, ctx, identity, scope) = (tx, ctx.clone(), plan.identity.clone(), plan.scope);
         move || {
-            let _ = tx.send(Branch::Token(source_token(&ctx, &identity)));
+            let _ = tx.send(Branch::Token(source_token(&ctx, &identity, scope)));
         }
     };
     for (name, branch) in [
@@ -156,25 +171,7 @@ pub fn refresh(ctx: &Context, plan: &Plan, obs: &mut dyn Observer) -> Result<Ref
                 obs.challenge(&challenge, took);
                 server = Some((login_server, challenge));
             }
-            Ok(Branch::Token(outcome)) => {
-                obs.begin(Step::Source);
-                let fetched = match outcome {
-                    Ok(fetched) => fetched,
-                    Err(Unfetched { found: None, error }) => return Err(error),
-                    Err(Unfetched {
-                        found: Some(found),
-                        error,
-                    }) => {
-                        obs.source(&found);
-                        obs.begin(Step::Token);
-                        return Err(error);
-                    }
-                };
-                obs.source(&fetched.found);
-                obs.begin(Step::Token);
-                obs.token(&fetched.aad, fetched.took);
-                aad = Some(fetched.aad);
-            }
+            Ok(Branch::Token(outcome)) => aad = Some(report_token(outcome, obs)?),
             Err(_) => return Err(Error::Internal("a step's thread ended without an answer")),
         }
     }
@@ -207,18 +204,21 @@ pub fn refresh(ctx: &Context, plan: &Plan, obs: &mut dyn Observer) -> Result<Ref
 /// What a branch of [`refresh`] sends back.
 enum Branch {
     Challenge(Result<(LoginServer, Challenge, Duration), Error>),
-    Token(Result<Fetched, Unfetched>),
+    Token(Result<Fetched, Box<Unfetched>>),
 }
 
-/// A token and the source it came from.
+/// A token, the source it came from, and the sources passed over on the way.
 struct Fetched {
+    skipped: Vec<(&'static str, String)>,
     found: Detected,
     aad: AadToken,
     took: Duration,
 }
 
-/// A token that could not be had: the source, when one was found, and why.
+/// A token that could not be had: the sources passed over, the source that failed (when one was
+/// found), and why.
 struct Unfetched {
+    skipped: Vec<(&'static str, String)>,
     found: Option<Detected>,
     error: Error,
 }
@@ -231,26 +231,105 @@ fn challenge(ctx: &Context, host: &str) -> Result<(LoginServer, Challenge, Durat
     Ok((server, challenge, started.elapsed()))
 }
 
-/// The first configured source and an AAD token from it.
-fn source_token(ctx: &Context, identity: &Identity) -> Result<Fetched, Unfetched> {
-    let found = token::detect(ctx).map_err(|error| Unfetched { found: None, error })?;
-    ctx.log.debug(format_args!(
-        "token source: {} at {} ({})",
-        found.source.name(),
-        found.source.endpoint(),
-        found.why
-    ));
-    let started = Instant::now();
-    match found.source.fetch(ctx, identity) {
-        Ok(aad) => Ok(Fetched {
-            found,
-            aad,
-            took: started.elapsed(),
-        }),
-        Err(error) => Err(Unfetched {
-            found: Some(found),
+/// Walks the source chain: the first source present answers, unless nothing is there at all
+/// (IMDS off Azure, a signed-out CLI) and a later source can still answer. A source that was
+/// not there is remembered for a while, so the next cold `get` does not wait on it again.
+fn source_token(
+    ctx: &Context,
+    identity: &Identity,
+    scope: Scope,
+) -> Result<Fetched, Box<Unfetched>> {
+    let chain = token::chain(ctx, identity, scope).map_err(|error| {
+        Box::new(Unfetched {
+            skipped: vec![],
+            found: None,
             error,
-        }),
+        })
+    })?;
+    let mut skipped = chain.skipped;
+    let mut present = chain.present.into_iter().peekable();
+    while let Some(found) = present.next() {
+        if found.may_be_absent && token::remembered_absent(ctx, found.source.name()) {
+            skipped.push((
+                found.source.name(),
+                "did not answer recently; not asked again for a while".into(),
+            ));
+            continue;
+        }
+        ctx.log.debug(format_args!(
+            "token source: {} at {} ({})",
+            found.source.name(),
+            found.source.endpoint(),
+            found.why
+        ));
+        let started = Instant::now();
+        match found.source.fetch(ctx, identity) {
+            Ok(aad) => {
+                return Ok(Fetched {
+                    skipped,
+                    found,
+                    aad,
+                    took: started.elapsed(),
+                });
+            }
+            Err(error)
+                if found.may_be_absent && present.peek().is_some() && token::absent(&error) =>
+            {
+                ctx.log
+                    .debug(format_args!("{}: not here ({error})", found.source.name()));
+                // Only silence is remembered; a signed-out CLI is asked again next time.
+                if matches!(error, Error::IdentityUnreachable { .. }) {
+                    token::remember_absent(ctx, found.source.name());
+                }
+                skipped.push((found.source.name(), error.to_string()));
+            }
+            Err(error) => {
+                return Err(Box::new(Unfetched {
+                    skipped,
+                    found: Some(found),
+                    error,
+                }));
+            }
+        }
+    }
+    Err(Box::new(Unfetched {
+        skipped,
+        found: None,
+        error: Error::Internal("every source of the chain was passed over"),
+    }))
+}
+
+/// Tells the observer what the token branch did; the token, or the error.
+fn report_token(
+    outcome: Result<Fetched, Box<Unfetched>>,
+    obs: &mut dyn Observer,
+) -> Result<AadToken, Error> {
+    obs.begin(Step::Source);
+    match outcome {
+        Ok(fetched) => {
+            for (source, why) in &fetched.skipped {
+                obs.skipped(source, why);
+            }
+            obs.source(&fetched.found);
+            obs.begin(Step::Token);
+            obs.token(&fetched.aad, fetched.took);
+            Ok(fetched.aad)
+        }
+        Err(unfetched) => {
+            let Unfetched {
+                skipped,
+                found,
+                error,
+            } = *unfetched;
+            for (source, why) in &skipped {
+                obs.skipped(source, why);
+            }
+            if let Some(found) = found {
+                obs.source(&found);
+                obs.begin(Step::Token);
+            }
+            Err(error)
+        }
     }
 }
 
@@ -259,23 +338,10 @@ fn source_token(ctx: &Context, identity: &Identity) -> Result<Fetched, Unfetched
 pub fn fetch_token(
     ctx: &Context,
     identity: &Identity,
+    scope: Scope,
     obs: &mut dyn Observer,
 ) -> Result<AadToken, Error> {
-    obs.begin(Step::Source);
-    let fetched = match source_token(ctx, identity) {
-        Ok(fetched) => fetched,
-        Err(Unfetched { found, error }) => {
-            if let Some(found) = found {
-                obs.source(&found);
-                obs.begin(Step::Token);
-            }
-            return Err(error);
-        }
-    };
-    obs.source(&fetched.found);
-    obs.begin(Step::Token);
-    obs.token(&fetched.aad, fetched.took);
-    Ok(fetched.aad)
+    report_token(source_token(ctx, identity, scope), obs)
 }
 
 /// The tenant of the exchange: `tenant` from the configuration, else the token's `tid`.

@@ -271,12 +271,23 @@ fn split_port(s: &str) -> (&str, Option<&str>) {
     }
 }
 
-/// One request. `form` makes it a form-encoded POST; otherwise a GET.
+/// One request: a GET, or a POST with a form or a JSON body.
 pub struct Request<'a> {
     pub url: &'a str,
     pub headers: &'a [(&'a str, &'a str)],
     pub query: &'a [(&'a str, &'a str)],
-    pub form: Option<&'a [(&'a str, &'a str)]>,
+    pub body: Body<'a>,
+}
+
+/// What a request carries.
+#[derive(Clone, Copy)]
+pub enum Body<'a> {
+    /// A GET.
+    None,
+    /// A form-encoded POST.
+    Form(&'a [(&'a str, &'a str)]),
+    /// A POST of this JSON text.
+    Json(&'a str),
 }
 
 /// Sends one request and reads the whole response, within `per_try` and what is left of the
@@ -291,11 +302,14 @@ pub fn send(
     if remaining.is_zero() {
         return Err(Transport::Timeout);
     }
-    let result = match request.form {
-        Some(form) => {
+    let result = match request.body {
+        Body::Form(form) => {
             prepare(agent.post(request.url), request, remaining).send_form(form.iter().copied())
         }
-        None => prepare(agent.get(request.url), request, remaining).call(),
+        Body::Json(json) => prepare(agent.post(request.url), request, remaining)
+            .header("Content-Type", "application/json")
+            .send(json),
+        Body::None => prepare(agent.get(request.url), request, remaining).call(),
     };
     let mut response = result.map_err(transport)?;
     let status = response.status().as_u16();

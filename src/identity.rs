@@ -1,30 +1,91 @@
-//! Which Azure identity a registry uses: the selector, where the choice came from, and how it is
-//! written in the configuration file.
+//! Which Azure identity a registry uses: a managed identity selector or a named principal (a
+//! service principal, the Azure CLI's account, a CI federation, a workload identity), where the
+//! choice came from, and how it is written in the configuration file.
 //!
 //! A leaf: no I/O, no network. Where tokens for an identity come from is `token`'s business.
 
 use std::fmt;
+use std::path::PathBuf;
 
-use serde_json::Value;
+use serde_json::{Map, Value};
 
-/// Which managed identity (or application) to use.
+/// Which identity to use.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Identity {
+    /// The machine's system-assigned managed identity — or, with nothing configured, whatever the
+    /// source chain finds first.
     System,
     ClientId(String),
     ObjectId(String),
     ResourceId(String),
+    /// An application signing in with a secret or a certificate read from a file.
+    ServicePrincipal {
+        tenant_id: String,
+        client_id: String,
+        credential: Credential,
+    },
+    /// The account `az login` signed in.
+    AzureCli,
+    /// The account `azd auth login` signed in.
+    AzureDeveloperCli,
+    /// GitHub Actions OIDC federation: a fresh ID token as the client assertion.
+    GithubActions {
+        tenant_id: String,
+        client_id: String,
+    },
+    /// A federated token file (Kubernetes workload identity).
+    WorkloadIdentity {
+        tenant_id: String,
+        client_id: String,
+        token_file: PathBuf,
+    },
+}
+
+/// A service principal's credential: always in a file, never inline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential {
+    SecretFile(PathBuf),
+    CertificateFile(PathBuf),
 }
 
 impl Identity {
-    /// A stable text for cache keys and logs (selectors are not secret).
+    /// A stable text for cache keys and logs: the principal, never a secret.
     pub fn key(&self) -> String {
+        let pair =
+            |t: &str, c: &str| format!("{}/{}", t.to_ascii_lowercase(), c.to_ascii_lowercase());
         match self {
             Identity::System => "system".into(),
             Identity::ClientId(id) => format!("client_id={}", id.to_ascii_lowercase()),
             Identity::ObjectId(id) => format!("object_id={}", id.to_ascii_lowercase()),
             Identity::ResourceId(id) => format!("resource_id={}", id.to_ascii_lowercase()),
+            Identity::ServicePrincipal {
+                tenant_id,
+                client_id,
+                ..
+            } => format!("service_principal={}", pair(tenant_id, client_id)),
+            Identity::AzureCli => "azure_cli".into(),
+            Identity::AzureDeveloperCli => "azure_developer_cli".into(),
+            Identity::GithubActions {
+                tenant_id,
+                client_id,
+            } => format!("github_actions={}", pair(tenant_id, client_id)),
+            Identity::WorkloadIdentity {
+                tenant_id,
+                client_id,
+                ..
+            } => format!("workload_identity={}", pair(tenant_id, client_id)),
         }
+    }
+
+    /// A managed identity selector (or the chain's default), as opposed to a named principal.
+    pub fn is_managed(&self) -> bool {
+        matches!(
+            self,
+            Identity::System
+                | Identity::ClientId(_)
+                | Identity::ObjectId(_)
+                | Identity::ResourceId(_)
+        )
     }
 
     /// The IMDS query parameter selecting this identity, if it is user-assigned.
@@ -34,6 +95,7 @@ impl Identity {
             Identity::ClientId(id) => Some(("client_id", id)),
             Identity::ObjectId(id) => Some(("object_id", id)),
             Identity::ResourceId(id) => Some(("msi_res_id", id)),
+            _ => None,
         }
     }
 
@@ -41,9 +103,13 @@ impl Identity {
     /// `{"object_id": GUID}` or `{"resource_id": "/subscriptions/…"}`. `field` names the place
     /// in the file for the error.
     pub fn from_json(value: &Value, field: &str) -> Result<Identity, String> {
-        const FORMS: &str = r#""system", {"client_id": GUID}, {"object_id": GUID} or {"resource_id": "/subscriptions/…"}"#;
+        const FORMS: &str = r#""system", "azure_cli", "azure_developer_cli", {"client_id": GUID}, {"object_id": GUID}, {"resource_id": "/subscriptions/…"}, {"service_principal": {…}}, {"github_actions": {…}} or {"workload_identity": {…}}"#;
         let object = match value {
             Value::String(s) if s == "system" => return Ok(Identity::System),
+            Value::String(s) if s == "azure_cli" => return Ok(Identity::AzureCli),
+            Value::String(s) if s == "azure_developer_cli" => {
+                return Ok(Identity::AzureDeveloperCli);
+            }
             Value::Object(o) => o,
             other => {
                 return Err(format!(
@@ -55,32 +121,146 @@ impl Identity {
         let mut entries = object.iter();
         let (Some((key, value)), None) = (entries.next(), entries.next()) else {
             return Err(format!(
-                "field `{field}`: give exactly one of client_id, object_id, resource_id"
+                "field `{field}`: give exactly one of client_id, object_id, resource_id, service_principal, github_actions, workload_identity"
             ));
         };
-        let Value::String(value) = value else {
-            return Err(format!(
-                "field `{field}.{key}`: expected a string, found {}",
-                describe(value)
-            ));
-        };
+        let inner = format!("{field}.{key}");
         match key.as_str() {
-            "client_id" | "object_id" if !is_guid(value) => Err(format!(
-                "field `{field}.{key}`: {value:?} is not a GUID like 00000000-0000-0000-0000-000000000000"
-            )),
-            "client_id" => Ok(Identity::ClientId(value.clone())),
-            "object_id" => Ok(Identity::ObjectId(value.clone())),
-            "resource_id" if is_identity_resource_id(value) => {
-                Ok(Identity::ResourceId(value.clone()))
+            "service_principal" => {
+                let o = fields(
+                    value,
+                    &inner,
+                    &[
+                        "tenant_id",
+                        "client_id",
+                        "client_secret_file",
+                        "certificate_file",
+                    ],
+                )?;
+                let credential = match (o.get("client_secret_file"), o.get("certificate_file")) {
+                    (Some(v), None) => {
+                        Credential::SecretFile(path(v, &format!("{inner}.client_secret_file"))?)
+                    }
+                    (None, Some(v)) => {
+                        Credential::CertificateFile(path(v, &format!("{inner}.certificate_file"))?)
+                    }
+                    _ => {
+                        return Err(format!(
+                            "field `{inner}`: give exactly one of client_secret_file and certificate_file (secrets live in files, never in this file)"
+                        ));
+                    }
+                };
+                Ok(Identity::ServicePrincipal {
+                    tenant_id: tenant(o, &inner)?,
+                    client_id: guid(o, &inner, "client_id")?,
+                    credential,
+                })
             }
-            "resource_id" => Err(format!(
-                "field `{field}.resource_id`: {value:?} is not a user-assigned identity's ARM id (/subscriptions/…/providers/Microsoft.ManagedIdentity/userAssignedIdentities/…)"
-            )),
-            other => Err(format!(
-                "field `{field}`: unknown selector `{other}`; expected one of client_id, object_id, resource_id"
-            )),
+            "github_actions" => {
+                let o = fields(value, &inner, &["tenant_id", "client_id"])?;
+                Ok(Identity::GithubActions {
+                    tenant_id: tenant(o, &inner)?,
+                    client_id: guid(o, &inner, "client_id")?,
+                })
+            }
+            "workload_identity" => {
+                let o = fields(value, &inner, &["tenant_id", "client_id", "token_file"])?;
+                let token_file = o
+                    .get("token_file")
+                    .ok_or_else(|| format!("field `{inner}.token_file` is missing"))?;
+                Ok(Identity::WorkloadIdentity {
+                    tenant_id: tenant(o, &inner)?,
+                    client_id: guid(o, &inner, "client_id")?,
+                    token_file: path(token_file, &format!("{inner}.token_file"))?,
+                })
+            }
+            _ => {
+                let Value::String(value) = value else {
+                    return Err(format!(
+                        "field `{inner}`: expected a string, found {}",
+                        describe(value)
+                    ));
+                };
+                match key.as_str() {
+                    "client_id" | "object_id" if !is_guid(value) => Err(format!(
+                        "field `{inner}`: {value:?} is not a GUID like 00000000-0000-0000-0000-000000000000"
+                    )),
+                    "client_id" => Ok(Identity::ClientId(value.clone())),
+                    "object_id" => Ok(Identity::ObjectId(value.clone())),
+                    "resource_id" if is_identity_resource_id(value) => {
+                        Ok(Identity::ResourceId(value.clone()))
+                    }
+                    "resource_id" => Err(format!(
+                        "field `{inner}`: {value:?} is not a user-assigned identity's ARM id (/subscriptions/…/providers/Microsoft.ManagedIdentity/userAssignedIdentities/…)"
+                    )),
+                    other => Err(format!(
+                        "field `{field}`: unknown selector `{other}`; expected one of client_id, object_id, resource_id, service_principal, github_actions, workload_identity"
+                    )),
+                }
+            }
         }
     }
+}
+
+/// An object with only the `allowed` keys.
+fn fields<'a>(
+    value: &'a Value,
+    field: &str,
+    allowed: &[&str],
+) -> Result<&'a Map<String, Value>, String> {
+    let Value::Object(o) = value else {
+        return Err(format!(
+            "field `{field}`: expected an object, found {}",
+            describe(value)
+        ));
+    };
+    if let Some(unknown) = o.keys().find(|k| !allowed.contains(&k.as_str())) {
+        return Err(format!(
+            "field `{field}`: unknown key `{unknown}`; expected {}",
+            allowed.join(", ")
+        ));
+    }
+    Ok(o)
+}
+
+fn guid(o: &Map<String, Value>, field: &str, key: &str) -> Result<String, String> {
+    match o.get(key) {
+        Some(Value::String(s)) if is_guid(s) => Ok(s.clone()),
+        Some(other) => Err(format!(
+            "field `{field}.{key}`: expected a GUID like 00000000-0000-0000-0000-000000000000, found {}",
+            describe(other)
+        )),
+        None => Err(format!("field `{field}.{key}` is missing")),
+    }
+}
+
+fn tenant(o: &Map<String, Value>, field: &str) -> Result<String, String> {
+    match o.get("tenant_id") {
+        Some(Value::String(s)) if is_tenant(s) => Ok(s.clone()),
+        Some(other) => Err(format!(
+            "field `{field}.tenant_id`: expected a tenant id (GUID) or domain, found {}",
+            describe(other)
+        )),
+        None => Err(format!("field `{field}.tenant_id` is missing")),
+    }
+}
+
+fn path(value: &Value, field: &str) -> Result<PathBuf, String> {
+    match value {
+        Value::String(s) if s.starts_with('/') => Ok(PathBuf::from(s)),
+        other => Err(format!(
+            "field `{field}`: expected an absolute file path, found {}",
+            describe(other)
+        )),
+    }
+}
+
+/// A tenant id (GUID) or domain, as `tenant`, `tenant_id` and `AZURE_TENANT_ID` must be.
+pub fn is_tenant(tenant: &str) -> bool {
+    !tenant.is_empty()
+        && tenant
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
 }
 
 impl fmt::Display for Identity {
@@ -90,6 +270,28 @@ impl fmt::Display for Identity {
             Identity::ClientId(id) => write!(f, "user-assigned identity with client_id {id}"),
             Identity::ObjectId(id) => write!(f, "user-assigned identity with object_id {id}"),
             Identity::ResourceId(id) => write!(f, "user-assigned identity {id}"),
+            Identity::ServicePrincipal {
+                tenant_id,
+                client_id,
+                credential,
+            } => {
+                let with = match credential {
+                    Credential::SecretFile(_) => "secret",
+                    Credential::CertificateFile(_) => "certificate",
+                };
+                write!(
+                    f,
+                    "service principal {client_id} of tenant {tenant_id} ({with})"
+                )
+            }
+            Identity::AzureCli => f.write_str("Azure CLI's signed-in account"),
+            Identity::AzureDeveloperCli => f.write_str("Azure Developer CLI's signed-in account"),
+            Identity::GithubActions { client_id, .. } => {
+                write!(f, "GitHub Actions federation with client_id {client_id}")
+            }
+            Identity::WorkloadIdentity { client_id, .. } => {
+                write!(f, "workload identity with client_id {client_id}")
+            }
         }
     }
 }

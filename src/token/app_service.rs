@@ -5,7 +5,7 @@ use crate::error::Error;
 use crate::identity::Identity;
 use crate::secret::Secret;
 use crate::token::managed::{self, Call};
-use crate::token::{self, AadToken, Detected, TokenSource};
+use crate::token::{self, AadToken, Detected, Detection, Scope, TokenSource};
 
 const API_VERSION: &str = "2019-08-01";
 const HEADLINE: &str = "no App Service managed identity";
@@ -18,20 +18,27 @@ pub struct AppService {
 }
 
 /// `IDENTITY_ENDPOINT` and `IDENTITY_HEADER` are both set.
-pub fn detect(ctx: &Context) -> Result<Option<Detected>, Error> {
+pub fn detect(ctx: &Context, identity: &Identity, scope: Scope) -> Result<Detection, Error> {
+    if scope == Scope::Named {
+        return Ok(Detection::NotHere(format!(
+            "the configuration names the {identity}"
+        )));
+    }
     let (Some(endpoint), Some(header)) = (
         ctx.env.get("IDENTITY_ENDPOINT"),
         ctx.env.get("IDENTITY_HEADER"),
     ) else {
-        return Ok(None);
+        return Ok(Detection::NotHere(
+            "IDENTITY_ENDPOINT and IDENTITY_HEADER are not both set".into(),
+        ));
     };
-    Ok(Some(Detected {
-        source: Box::new(AppService {
+    Ok(Detection::Here(Detected::new(
+        AppService {
             endpoint: endpoint.into(),
             header: Secret::new(header),
-        }),
-        why: "IDENTITY_ENDPOINT and IDENTITY_HEADER are set".into(),
-    }))
+        },
+        "IDENTITY_ENDPOINT and IDENTITY_HEADER are set",
+    )))
 }
 
 impl TokenSource for AppService {
@@ -58,6 +65,7 @@ impl TokenSource for AppService {
             Identity::ClientId(id) => Some(("client_id", id.as_str())),
             Identity::ObjectId(id) => Some(("principal_id", id.as_str())),
             Identity::ResourceId(id) => Some(("mi_res_id", id.as_str())),
+            _ => None,
         });
         let at = token::at(self, identity.to_string());
         managed::fetch(

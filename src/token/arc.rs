@@ -8,7 +8,7 @@ use crate::error::Error;
 use crate::identity::Identity;
 use crate::secret::Secret;
 use crate::token::managed::{self, Call};
-use crate::token::{self, AadToken, Detected, TokenSource};
+use crate::token::{self, AadToken, Detected, Detection, Scope, TokenSource};
 
 /// The Arc agent's token directory on Linux; keys must be inside it.
 pub const KEY_DIR: &str = "/var/opt/azcmagent/tokens";
@@ -28,7 +28,12 @@ pub struct Arc {
 }
 
 /// `IDENTITY_ENDPOINT` and `IMDS_ENDPOINT` are set, or the agent is installed.
-pub fn detect(ctx: &Context) -> Result<Option<Detected>, Error> {
+pub fn detect(ctx: &Context, identity: &Identity, scope: Scope) -> Result<Detection, Error> {
+    if scope == Scope::Named {
+        return Ok(Detection::NotHere(format!(
+            "the configuration names the {identity}"
+        )));
+    }
     let env = &ctx.env;
     let key_dir = env
         .get("DOCKER_CREDENTIAL_ACR_ARC_KEY_DIR")
@@ -43,12 +48,16 @@ pub fn detect(ctx: &Context) -> Result<Option<Detected>, Error> {
             DEFAULT_ENDPOINT.to_string(),
             "the Azure Arc agent is installed (/opt/azcmagent/bin/himds)",
         ),
-        _ => return Ok(None),
+        _ => {
+            return Ok(Detection::NotHere(
+                "IDENTITY_ENDPOINT and IMDS_ENDPOINT are not both set, and the agent is not installed".into(),
+            ));
+        }
     };
-    Ok(Some(Detected {
-        source: Box::new(Arc { endpoint, key_dir }),
-        why: why.into(),
-    }))
+    Ok(Detection::Here(Detected::new(
+        Arc { endpoint, key_dir },
+        why,
+    )))
 }
 
 impl TokenSource for Arc {

@@ -31,6 +31,77 @@ pub struct Grant<'a> {
     pub credential: Credential<'a>,
 }
 
+/// `AZURE_AUTHORITY_HOST` without a trailing slash, or the public cloud's.
+pub fn authority(ctx: &Context) -> String {
+    ctx.env
+        .get("AZURE_AUTHORITY_HOST")
+        .unwrap_or(DEFAULT_AUTHORITY)
+        .trim_end_matches('/')
+        .to_string()
+}
+
+/// The audience a federated token must carry for this authority's cloud.
+pub fn federation_audience(authority: &str) -> &'static str {
+    let a = authority.to_ascii_lowercase();
+    if a.contains("microsoftonline.us") {
+        "api://AzureADTokenExchangeUSGov"
+    } else if a.contains("chinacloudapi.cn") {
+        "api://AzureADTokenExchangeChina"
+    } else {
+        "api://AzureADTokenExchange"
+    }
+}
+
+/// What to do about a refusal, from its AADSTS code; `default` when the code is not one of the
+/// common ones.
+pub fn hint(detail: &str, default: &str) -> String {
+    const HINTS: [(&str, &str); 10] = [
+        (
+            "7000215",
+            "the client secret is wrong: use the secret's value, not its id, from the app registration's Certificates & secrets",
+        ),
+        (
+            "7000222",
+            "the client secret has expired: create a new one in the app registration and update the secret file",
+        ),
+        (
+            "700016",
+            "no application with this client id in this tenant: check the client id and the tenant id",
+        ),
+        ("90002", "the tenant does not exist: check the tenant id"),
+        (
+            "700027",
+            "the certificate is not registered for this application (or the signature does not verify): upload the certificate's public part to the app registration",
+        ),
+        (
+            "700024",
+            "the client assertion is outside its validity window: check this machine's clock; federated tokens must be fresh",
+        ),
+        (
+            "7002138",
+            "no federated identity credential matches: check its issuer, subject and audience (matched case-sensitively)",
+        ),
+        (
+            "700213",
+            "no federated identity credential matches: check its issuer, subject and audience (matched case-sensitively)",
+        ),
+        (
+            "70021",
+            "no federated identity credential matches: check its issuer, subject and audience (matched case-sensitively)",
+        ),
+        (
+            "70011",
+            "the scope is invalid: check `resource` in the configuration file",
+        ),
+    ];
+    HINTS
+        .iter()
+        .find(|(code, _)| {
+            detail.contains(&format!("AADSTS{code}:")) || detail.contains(&format!("AADSTS{code} "))
+        })
+        .map_or_else(|| default.to_string(), |(_, h)| (*h).to_string())
+}
+
 /// The token endpoint of an authority and tenant.
 pub fn token_url(authority: &str, tenant: &str) -> String {
     format!(
@@ -39,14 +110,9 @@ pub fn token_url(authority: &str, tenant: &str) -> String {
     )
 }
 
-/// POSTs the grant and returns the AAD token. `refused` builds the error for a 400/401/403
-/// answer (the credential, client or tenant was refused) with the source's own advice.
-pub fn request(
-    ctx: &Context,
-    at: &At,
-    grant: &Grant,
-    refused: impl FnOnce(String) -> Error,
-) -> Result<AadToken, Error> {
+/// POSTs the grant and returns the AAD token. A 400/401/403 (the credential, client or tenant
+/// was refused) carries the hint for its AADSTS code, else `advice`.
+pub fn request(ctx: &Context, at: &At, grant: &Grant, advice: &str) -> Result<AadToken, Error> {
     if !grant.authority.to_ascii_lowercase().starts_with("https://") {
         return Err(at.unusable(format!(
             "AZURE_AUTHORITY_HOST {:?} is not https://; refusing to send a credential over plain HTTP",
@@ -82,7 +148,7 @@ pub fn request(
         url: &at.endpoint,
         headers: &[("Accept", "application/json")],
         query: &[],
-        form: Some(&form),
+        body: http::Body::Form(&form),
     };
     ctx.log.debug(format_args!(
         "{}: POST {} client_id={} {shown}",
@@ -96,7 +162,11 @@ pub fn request(
     );
     let response = outcome.map_err(|why| at.transport(why, ctx.deadline.budget().as_secs()))?;
     parse_entra_response(&response).map_err(|failure| match failure {
-        EntraFailure::Refused(detail) => refused(detail),
+        EntraFailure::Refused(detail) => Error::EntraRefused {
+            at: Box::new(at.clone()),
+            hint: hint(&detail, advice),
+            detail,
+        },
         EntraFailure::Status(detail) => Error::IdentityFailed {
             at: Box::new(at.clone()),
             detail,
@@ -139,6 +209,37 @@ mod tests {
         assert_eq!(
             token_url("https://login.microsoftonline.com/", "t"),
             "https://login.microsoftonline.com/t/oauth2/v2.0/token"
+        );
+    }
+
+    #[test]
+    fn hints_follow_the_aadsts_code() {
+        let h = |d| hint(d, "default");
+        assert!(h("AADSTS7000215: Invalid client secret provided.").contains("secret is wrong"));
+        assert!(
+            h("AADSTS7000222: The provided client secret keys are expired.").contains("expired")
+        );
+        assert!(h("AADSTS700016: Application with identifier").contains("no application"));
+        assert!(
+            h("AADSTS700027: Client assertion contains an invalid signature.")
+                .contains("certificate")
+        );
+        assert!(
+            h("AADSTS700024: Client assertion is not within its valid time range.")
+                .contains("clock")
+        );
+        assert!(
+            h("AADSTS70021: No matching federated identity record found").contains("federated")
+        );
+        assert!(h("AADSTS7002138: x").contains("federated"));
+        assert_eq!(h("AADSTS50000: other"), "default");
+        assert_eq!(
+            federation_audience("https://login.microsoftonline.us"),
+            "api://AzureADTokenExchangeUSGov"
+        );
+        assert_eq!(
+            federation_audience(DEFAULT_AUTHORITY),
+            "api://AzureADTokenExchange"
         );
     }
 

@@ -4,7 +4,7 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::identity::Identity;
 use crate::token::managed::{self, Call};
-use crate::token::{self, AadToken, Detected, TokenSource};
+use crate::token::{self, AadToken, Detected, Detection, Scope, TokenSource};
 
 /// IMDS API version: the one Microsoft documents and MSAL uses.
 pub const API_VERSION: &str = "2018-02-01";
@@ -18,18 +18,22 @@ pub struct Imds {
     endpoint: String,
 }
 
-/// Always present: every other source's variables are unset.
-pub fn detect(ctx: &Context) -> Result<Option<Detected>, Error> {
-    Ok(Some(source(ctx)))
-}
-
-pub fn source(ctx: &Context) -> Detected {
-    Detected {
-        source: Box::new(Imds {
-            endpoint: ctx.imds_endpoint.clone(),
-        }),
-        why: "no other identity source's variables are set".into(),
+/// Present wherever a managed identity may be; with nothing configured, "nothing answers" means
+/// "not here" when a later source (the Azure CLI) can still answer.
+pub fn detect(ctx: &Context, identity: &Identity, scope: Scope) -> Result<Detection, Error> {
+    if scope == Scope::Named {
+        return Ok(Detection::NotHere(format!(
+            "the configuration names the {identity}"
+        )));
     }
+    let mut found = Detected::new(
+        Imds {
+            endpoint: ctx.imds_endpoint.clone(),
+        },
+        "no other identity source's variables are set",
+    );
+    found.may_be_absent = scope == Scope::Any;
+    Ok(Detection::Here(found))
 }
 
 impl TokenSource for Imds {

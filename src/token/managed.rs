@@ -30,7 +30,7 @@ pub fn get(ctx: &Context, call: &Call) -> Result<(Response, u32), Error> {
         url: &at.endpoint,
         headers: call.headers,
         query: call.query,
-        form: None,
+        body: http::Body::None,
     };
     let agent = http::local_agent();
     ctx.log.debug(format_args!(

@@ -15,16 +15,23 @@
 
 pub mod app_service;
 pub mod arc;
+pub mod certificate;
+pub mod developer;
 pub mod entra;
+pub mod github;
 pub mod imds;
 pub mod managed;
+pub mod pipelines;
+pub mod service_principal;
 pub mod workload;
+
+use std::time::Duration;
 
 use serde::Deserialize;
 
 use crate::context::Context;
 use crate::error::{At, Error};
-use crate::http::Response;
+use crate::http::{Response, Transport};
 use crate::identity::Identity;
 use crate::jwt::{self, Claims};
 use crate::secret::{self, Secret};
@@ -67,28 +74,187 @@ pub fn at(source: &dyn TokenSource, identity: String) -> At {
 pub struct Detected {
     pub source: Box<dyn TokenSource>,
     pub why: String,
+    /// Whether "nothing answers" means "not here" (IMDS off Azure, a signed-out CLI) when a
+    /// later source could still answer.
+    pub may_be_absent: bool,
 }
 
-/// Looks at the environment only: `Ok(None)` = not configured here, `Err` = configured but
-/// wrong (the chain stops).
-pub type Detect = fn(&Context) -> Result<Option<Detected>, Error>;
+impl Detected {
+    pub fn new(source: impl TokenSource + 'static, why: impl Into<String>) -> Self {
+        Detected {
+            source: Box::new(source),
+            why: why.into(),
+            may_be_absent: false,
+        }
+    }
+}
 
-/// Every source, in precedence order (the Azure SDKs' order for the managed sources).
+/// What a source's `detect` found.
+#[derive(Debug)]
+pub enum Detection {
+    Here(Detected),
+    /// Not configured here, and why not (for `doctor`).
+    NotHere(String),
+}
+
+/// Which sources may answer, from where the identity was chosen.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// Nothing configured: the whole chain, as the Azure SDKs read the environment.
+    Any,
+    /// The configuration names a managed identity: workload identity and the managed sources.
+    Managed,
+    /// The configuration names a principal (service principal, CLI, federation): its source only.
+    Named,
+}
+
+/// Looks at the configuration and the environment only (no network): `Here`, `NotHere` (the
+/// next source is asked) or `Err` (configured but wrong: the chain stops).
+pub type Detect = fn(&Context, &Identity, Scope) -> Result<Detection, Error>;
+
+/// Every source, in precedence order.
 pub const SOURCES: &[(&str, Detect)] = &[
+    ("service principal", service_principal::detect),
     ("workload identity", workload::detect),
+    ("GitHub Actions", github::detect),
+    ("Azure Pipelines", pipelines::detect),
     ("App Service", app_service::detect),
     ("Azure Arc", arc::detect),
     ("IMDS", imds::detect),
+    ("Azure CLI", developer::detect_az),
+    ("Azure Developer CLI", developer::detect_azd),
 ];
 
-/// The first source configured on this machine. IMDS is always there as the last resort.
-pub fn detect(ctx: &Context) -> Result<Detected, Error> {
-    for (_, detect) in SOURCES {
-        if let Some(found) = detect(ctx)? {
-            return Ok(found);
+/// The sources that apply here, in order, and why each other one does not. Empty only when
+/// the configuration names a principal whose source is not here (an error then).
+pub struct Chain {
+    pub present: Vec<Detected>,
+    pub skipped: Vec<(&'static str, String)>,
+}
+
+/// Runs every source's `detect`; the first `Err` stops.
+pub fn chain(ctx: &Context, identity: &Identity, scope: Scope) -> Result<Chain, Error> {
+    let mut chain = Chain {
+        present: vec![],
+        skipped: vec![],
+    };
+    for (name, detect) in SOURCES {
+        match detect(ctx, identity, scope)? {
+            Detection::Here(found) => chain.present.push(found),
+            Detection::NotHere(why) => chain.skipped.push((name, why)),
         }
     }
-    Ok(imds::source(ctx))
+    // IMDS answers only "not here" when something after it can still answer.
+    let n = chain.present.len();
+    for (i, found) in chain.present.iter_mut().enumerate() {
+        found.may_be_absent &= i + 1 < n;
+    }
+    if chain.present.is_empty() {
+        return Err(Error::IdentitySource {
+            via: "the configured identity",
+            why: format!("no source can provide the {identity}"),
+        });
+    }
+    Ok(chain)
+}
+
+/// The first source of the chain is the one used, unless it is [`absent`].
+pub fn detect(ctx: &Context, identity: &Identity, scope: Scope) -> Result<Detected, Error> {
+    chain(ctx, identity, scope)?
+        .present
+        .into_iter()
+        .next()
+        .ok_or(Error::Internal("an empty source chain"))
+}
+
+/// Whether a failure of a source that `may_be_absent` means "not here": nothing answered at
+/// all (IMDS off Azure), or a CLI that is not signed in.
+pub fn absent(error: &Error) -> bool {
+    match error {
+        Error::IdentityUnreachable { why, .. } => {
+            matches!(why, Transport::Connect(_) | Transport::Dns)
+        }
+        Error::NotSignedIn { .. } => true,
+        _ => false,
+    }
+}
+
+/// The principal a cache entry is for, known without detection or network (the warm path):
+/// the configured identity; with nothing configured, the first environment principal the chain
+/// would find, else the managed identity selector together with the Azure CLI's sign-in (the
+/// modification time of its profile, so `az login` as someone else starts a new entry).
+pub fn principal_key(ctx: &Context, identity: &Identity, scope: Scope) -> String {
+    if scope != Scope::Any {
+        return identity.key();
+    }
+    let env = &ctx.env;
+    let pair = |kind: &str| {
+        Some(format!(
+            "{kind}={}/{}",
+            env.get("AZURE_TENANT_ID")?.to_ascii_lowercase(),
+            env.get("AZURE_CLIENT_ID")?.to_ascii_lowercase()
+        ))
+    };
+    let explicit = if env.get("AZURE_CLIENT_SECRET").is_some()
+        || env.get("AZURE_CLIENT_CERTIFICATE_PATH").is_some()
+    {
+        pair("service_principal")
+    } else if env.get("AZURE_FEDERATED_TOKEN_FILE").is_some() {
+        pair("workload_identity")
+    } else if env.get("ACTIONS_ID_TOKEN_REQUEST_URL").is_some() {
+        pair("github_actions")
+    } else {
+        pipelines::principal_key(env)
+    };
+    explicit.unwrap_or_else(|| {
+        format!(
+            "{}|az={}",
+            identity.key(),
+            developer::az_profile_stamp(ctx).unwrap_or_default()
+        )
+    })
+}
+
+/// How long "IMDS did not answer" is remembered, so that later cold `get`s on a machine off
+/// Azure go straight to the next source.
+pub const ABSENT_MEMO: Duration = Duration::from_secs(8 * 3600);
+
+/// The memo file of a source that was not there: `<cache dir>/absent-<source>`, holding when.
+fn memo_path(ctx: &Context, source: &str) -> Option<std::path::PathBuf> {
+    let name: String = source
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            }
+        })
+        .collect();
+    Some(ctx.cache_dir.as_ref()?.join(format!("absent-{name}")))
+}
+
+/// Whether `source` was found absent within [`ABSENT_MEMO`].
+pub fn remembered_absent(ctx: &Context, source: &str) -> bool {
+    let Some(path) = memo_path(ctx, source) else {
+        return false;
+    };
+    let Ok(crate::files::Capped::Text(text)) = crate::files::read_capped(&path, 64) else {
+        return false;
+    };
+    let now = ctx.now();
+    text.trim()
+        .parse::<u64>()
+        .is_ok_and(|at| at <= now && now - at < ABSENT_MEMO.as_secs())
+}
+
+/// Remembers that `source` was not there (best effort: the cache is advisory).
+pub fn remember_absent(ctx: &Context, source: &str) {
+    if let Some(path) = memo_path(ctx, source)
+        && path.parent().is_some_and(|d| d.is_dir())
+    {
+        let _ = crate::files::write_atomic(&path, ctx.now().to_string().as_bytes(), 0o600);
+    }
 }
 
 /// The success body every source sends. Numbers may arrive as JSON strings or numbers.
@@ -175,12 +341,30 @@ pub(crate) mod tests {
         let names: Vec<&str> = SOURCES.iter().map(|(n, _)| *n).collect();
         assert_eq!(
             names,
-            ["workload identity", "App Service", "Azure Arc", "IMDS"]
+            [
+                "service principal",
+                "workload identity",
+                "GitHub Actions",
+                "Azure Pipelines",
+                "App Service",
+                "Azure Arc",
+                "IMDS",
+                "Azure CLI",
+                "Azure Developer CLI"
+            ]
         );
-        let workload = [
-            ("AZURE_FEDERATED_TOKEN_FILE", "/var/run/token"),
+        let sp = [
+            ("AZURE_CLIENT_SECRET", "s"),
             ("AZURE_CLIENT_ID", "00000000-0000-0000-0000-000000000001"),
             ("AZURE_TENANT_ID", "00000000-0000-0000-0000-000000000002"),
+        ];
+        let workload = [("AZURE_FEDERATED_TOKEN_FILE", "/var/run/token")];
+        let github = [
+            (
+                "ACTIONS_ID_TOKEN_REQUEST_URL",
+                "https://127.0.0.1:1/token?api-version=2.0",
+            ),
+            ("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "t"),
         ];
         let app_service = [
             ("IDENTITY_ENDPOINT", "http://127.0.0.1:8081/msi/token"),
@@ -193,32 +377,81 @@ pub(crate) mod tests {
             ),
             ("IMDS_ENDPOINT", "http://127.0.0.1:40342"),
         ];
-        let name = |pairs: &[(&str, &str)]| detect(&context(pairs)).unwrap().source.name();
-        let all: Vec<_> = workload
+        let first = |pairs: Vec<(&str, &str)>| {
+            detect(&context(&pairs), &Identity::System, Scope::Any)
+                .unwrap()
+                .source
+                .name()
+        };
+        let all: Vec<_> = sp
             .iter()
+            .chain(&workload)
+            .chain(&github)
             .chain(&app_service)
-            .chain(&arc)
             .copied()
             .collect();
-        assert_eq!(name(&all), "Entra ID (workload identity)");
+        assert_eq!(first(all), "Entra ID (service principal, client secret)");
+        let no_sp: Vec<_> = sp[1..]
+            .iter()
+            .chain(&workload)
+            .chain(&github)
+            .chain(&app_service)
+            .copied()
+            .collect();
+        assert_eq!(first(no_sp), "Entra ID (workload identity)");
+        let gh: Vec<_> = sp[1..]
+            .iter()
+            .chain(&github)
+            .chain(&app_service)
+            .copied()
+            .collect();
+        assert_eq!(first(gh), "Entra ID (GitHub Actions federation)");
         let no_workload: Vec<_> = app_service.iter().chain(&arc[1..]).copied().collect();
-        assert_eq!(name(&no_workload), "the App Service identity endpoint");
-        assert_eq!(name(&arc), "the Azure Arc agent");
-        assert_eq!(name(&[]), "the Instance Metadata Service (IMDS)");
+        assert_eq!(first(no_workload), "the App Service identity endpoint");
+        assert_eq!(first(arc.to_vec()), "the Azure Arc agent");
+        assert_eq!(first(vec![]), "the Instance Metadata Service (IMDS)");
+        // A configured managed identity ignores the environment's service principal.
+        let c = context(&sp);
+        let found = detect(&c, &Identity::ClientId(sp[1].1.into()), Scope::Managed).unwrap();
+        assert_eq!(found.source.name(), "the Instance Metadata Service (IMDS)");
+        // A configured principal is the only source.
+        let found = detect(&context(&app_service), &Identity::AzureCli, Scope::Named);
+        assert!(found.is_err() || found.unwrap().source.name() == "the Azure CLI");
     }
 
     #[test]
     fn a_half_configured_source_stops_the_chain() {
-        let e = detect(&context(&[(
-            "AZURE_FEDERATED_TOKEN_FILE",
-            "/var/run/token",
-        )]))
+        let e = detect(
+            &context(&[("AZURE_FEDERATED_TOKEN_FILE", "/var/run/token")]),
+            &Identity::System,
+            Scope::Any,
+        )
         .unwrap_err()
         .to_string();
         assert!(
             e.contains("AZURE_CLIENT_ID") && e.contains("AZURE_TENANT_ID"),
             "{e}"
         );
+    }
+
+    #[test]
+    fn principal_keys_follow_the_environment() {
+        let key =
+            |pairs: &[(&str, &str)]| principal_key(&context(pairs), &Identity::System, Scope::Any);
+        let ids = [
+            ("AZURE_CLIENT_ID", "00000000-0000-0000-0000-000000000001"),
+            ("AZURE_TENANT_ID", "00000000-0000-0000-0000-000000000002"),
+        ];
+        let with = |k, v| {
+            let mut p = ids.to_vec();
+            p.push((k, v));
+            key(&p)
+        };
+        assert!(with("AZURE_CLIENT_SECRET", "s").starts_with("service_principal="));
+        assert!(with("AZURE_FEDERATED_TOKEN_FILE", "/f").starts_with("workload_identity="));
+        assert!(with("ACTIONS_ID_TOKEN_REQUEST_URL", "https://x").starts_with("github_actions="));
+        assert!(key(&[]).starts_with("system|az="));
+        assert_ne!(with("AZURE_CLIENT_SECRET", "s"), key(&[]));
     }
 
     fn response(status: u16, body: &str) -> Response {

@@ -8,8 +8,10 @@ use crate::error::Error;
 use crate::identity::Identity;
 use crate::secret::Secret;
 use crate::token::entra::{self, Credential, Grant};
-use crate::token::{self, AadToken, Detected, TokenSource};
+use crate::token::{self, AadToken, Detected, Detection, Scope, TokenSource};
 
+/// What to check when Entra ID refuses a federated token.
+pub const FEDERATION_ADVICE: &str = "check the federated identity credential of that application for this service account (issuer, subject system:serviceaccount:<namespace>:<name>, audience api://AzureADTokenExchange) and AZURE_TENANT_ID";
 const HEADLINE: &str = "Entra ID cannot be reached for workload identity";
 const ADVICE: &str = "check the network path to AZURE_AUTHORITY_HOST (default login.microsoftonline.com) and HTTPS_PROXY/NO_PROXY";
 
@@ -21,12 +23,42 @@ pub struct Workload {
     token_file: PathBuf,
 }
 
-/// `AZURE_FEDERATED_TOKEN_FILE` with `AZURE_CLIENT_ID` and `AZURE_TENANT_ID`. The file alone,
-/// without the other two, is a misconfiguration, not "not here".
-pub fn detect(ctx: &Context) -> Result<Option<Detected>, Error> {
+/// Configured as `workload_identity`, or `AZURE_FEDERATED_TOKEN_FILE` with `AZURE_CLIENT_ID` and
+/// `AZURE_TENANT_ID`. The file alone, without the other two, is a misconfiguration, not "not
+/// here".
+pub fn detect(ctx: &Context, identity: &Identity, scope: Scope) -> Result<Detection, Error> {
     let env = &ctx.env;
+    let authority = entra::authority(ctx);
+    match (scope, identity) {
+        (
+            Scope::Named,
+            Identity::WorkloadIdentity {
+                tenant_id,
+                client_id,
+                token_file,
+            },
+        ) => {
+            return Ok(Detection::Here(Detected::new(
+                Workload {
+                    authority,
+                    tenant: tenant_id.clone(),
+                    client_id: client_id.clone(),
+                    token_file: token_file.clone(),
+                },
+                "the configuration names this workload identity",
+            )));
+        }
+        (Scope::Named, _) => {
+            return Ok(Detection::NotHere(format!(
+                "the configuration names the {identity}"
+            )));
+        }
+        _ => {}
+    }
     let Some(file) = env.get("AZURE_FEDERATED_TOKEN_FILE") else {
-        return Ok(None);
+        return Ok(Detection::NotHere(
+            "AZURE_FEDERATED_TOKEN_FILE is not set".into(),
+        ));
     };
     let (Some(client_id), Some(tenant)) = (env.get("AZURE_CLIENT_ID"), env.get("AZURE_TENANT_ID"))
     else {
@@ -42,20 +74,15 @@ pub fn detect(ctx: &Context) -> Result<Option<Detected>, Error> {
             ),
         });
     };
-    let authority = env
-        .get("AZURE_AUTHORITY_HOST")
-        .unwrap_or(entra::DEFAULT_AUTHORITY)
-        .trim_end_matches('/')
-        .to_string();
-    Ok(Some(Detected {
-        source: Box::new(Workload {
+    Ok(Detection::Here(Detected::new(
+        Workload {
             authority,
             tenant: tenant.into(),
             client_id: client_id.into(),
             token_file: file.into(),
-        }),
-        why: "AZURE_FEDERATED_TOKEN_FILE, AZURE_CLIENT_ID and AZURE_TENANT_ID are set".into(),
-    }))
+        },
+        "AZURE_FEDERATED_TOKEN_FILE, AZURE_CLIENT_ID and AZURE_TENANT_ID are set",
+    )))
 }
 
 impl TokenSource for Workload {
@@ -78,7 +105,7 @@ impl TokenSource for Workload {
     fn fetch(&self, ctx: &Context, identity: &Identity) -> Result<AadToken, Error> {
         let client_id = match identity {
             Identity::ClientId(id) => id.as_str(),
-            Identity::System => self.client_id.as_str(),
+            Identity::System | Identity::WorkloadIdentity { .. } => self.client_id.as_str(),
             other => {
                 return Err(Error::IdentitySource {
                     via: self.name(),
@@ -109,10 +136,6 @@ impl TokenSource for Workload {
             client_id,
             credential: Credential::Assertion(&assertion),
         };
-        entra::request(ctx, &at, &grant, |detail| Error::WorkloadRefused {
-            endpoint: at.endpoint.clone(),
-            client_id: client_id.into(),
-            detail,
-        })
+        entra::request(ctx, &at, &grant, FEDERATION_ADVICE)
     }
 }
