@@ -216,7 +216,7 @@ pub enum Error {
     NoTenant { registry: String },
 
     #[error(
-        "registry {} could not be reached at {}: {why}; {}",
+        "registry {} could not be reached at {}: {why}{}",
         peer.registry, peer.url, reach_advice(peer, why)
     )]
     RegistryUnreachable { peer: Box<Peer>, why: Transport },

@@ -16,7 +16,7 @@ use ureq::tls::{RootCerts, TlsConfig};
 use crate::env::{Deadline, Env, Log};
 
 /// Connect timeout for local identity endpoints: off Azure, give up fast.
-pub const LOCAL_CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+pub const LOCAL_CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
 /// Connect timeout for remote endpoints.
 pub const REMOTE_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest response body read; tokens are a few KiB.

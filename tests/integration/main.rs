@@ -12,5 +12,6 @@ mod faults;
 mod firsthour;
 mod get;
 mod kubelet;
+mod principals;
 mod properties;
 mod sources;

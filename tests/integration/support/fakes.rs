@@ -17,7 +17,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 use super::server::{self, Recorded, Reply, Server};
 
-pub const TENANT: &str = "72f988bf-86f1-41af-91ab-2d7cd011db47";
+pub const TENANT: &str = "8a0e1c2d-3b4f-4a5e-9c6d-7e8f9a0b1c2d";
 pub const CLIENT_ID: &str = "11111111-2222-3333-4444-555555555555";
 pub const OBJECT_ID: &str = "66666666-7777-8888-9999-000000000000";
 pub const RESOURCE_ID: &str = "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.ManagedIdentity/userAssignedIdentities/team-a";
@@ -304,6 +304,15 @@ pub struct AcrState {
     pub entra_faults: Mutex<VecDeque<Reply>>,
     /// Added to every answer: a slow network or a busy registry.
     pub latency: Mutex<Duration>,
+    /// Service principals Entra ID knows: client id and its secret.
+    pub entra_secrets: Mutex<Vec<(String, String)>>,
+    /// Service principals with a registered certificate: client id and the certificate's DER.
+    pub entra_certificates: Mutex<Vec<(String, Vec<u8>)>>,
+    /// Every client assertion `jti` seen (a replay is refused).
+    pub seen_jti: Mutex<Vec<String>>,
+    /// GitHub Actions: the request token `/github/idtoken` wants, and the ID tokens it issued.
+    pub github_request_token: Mutex<Option<String>>,
+    pub github_issued: Issued,
 }
 
 pub struct FakeAcr {
@@ -340,6 +349,11 @@ impl FakeAcr {
             entra_assertion: Mutex::new(None),
             entra_faults: Mutex::new(VecDeque::new()),
             latency: Mutex::new(Duration::ZERO),
+            entra_secrets: Mutex::new(vec![]),
+            entra_certificates: Mutex::new(vec![]),
+            seen_jti: Mutex::new(vec![]),
+            github_request_token: Mutex::new(None),
+            github_issued: Issued::default(),
         });
         let s = state.clone();
         let server = Server::start_on(
@@ -457,6 +471,7 @@ fn acr_reply(state: &AcrState, r: &Recorded) -> Reply {
                 .header("X-Ms-Correlation-Request-Id", CORRELATION_ID)
         }
         ("POST", p) if p.ends_with("/oauth2/v2.0/token") => entra_reply(state, r),
+        ("GET", "/github/idtoken") => github_id_token(state, r),
         (_, "/oauth2/token") => match &state.token_service {
             Some(ts) => ts.reply(state, r),
             None => oci_error(404, "NOT_FOUND", "no such endpoint"),
@@ -465,15 +480,109 @@ fn acr_reply(state: &AcrState, r: &Recorded) -> Reply {
     }
 }
 
-/// Entra ID's v2 token endpoint for the client-assertion grant (workload identity).
+/// GitHub Actions' ID-token endpoint: `?api-version=2.0&audience=…` with the request token as
+/// Bearer → a fresh JWT whose `aud` is the requested audience.
+fn github_id_token(state: &AcrState, r: &Recorded) -> Reply {
+    let want = state.github_request_token.lock().unwrap().clone();
+    let bearer = r
+        .header("authorization")
+        .and_then(|h| h.strip_prefix("Bearer "));
+    if want.is_none() || bearer != want.as_deref() {
+        return Reply::json(401, r#"{"message":"bad request token"}"#);
+    }
+    if r.query("api-version") != Some("2.0") {
+        return Reply::json(400, r#"{"message":"api-version"}"#);
+    }
+    let n = SERIAL.fetch_add(1, Ordering::SeqCst);
+    let now = now();
+    let token = jwt(&serde_json::json!({
+        "iss": "https://token.actions.githubusercontent.com", "sub": "repo:example/app:ref:refs/heads/main",
+        "aud": r.query("audience").unwrap_or(""), "iat": now, "nbf": now, "exp": now + 300, "jti": format!("gh-{n}"),
+    }));
+    state.github_issued.push(&token);
+    Reply::json(
+        200,
+        serde_json::json!({"count": 1, "value": token}).to_string(),
+    )
+}
+
+/// Checks a certificate-signed client assertion as Entra ID does: PS256 signed by the
+/// registered certificate, `x5t#S256` its SHA-256, `aud` the token endpoint, `iss` = `sub` =
+/// the client id, a fresh `jti`, a window of at most ten minutes around now.
+fn check_signed_assertion(
+    state: &AcrState,
+    r: &Recorded,
+    assertion: &str,
+    client_id: &str,
+) -> Result<(), String> {
+    let parts: Vec<&str> = assertion.split('.').collect();
+    let [h, c, sig] = parts.as_slice() else {
+        return Err("not a JWT".into());
+    };
+    let header: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(h).map_err(|_| "header")?)
+            .map_err(|_| "header json")?;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(c).map_err(|_| "claims")?)
+            .map_err(|_| "claims json")?;
+    let cert = state
+        .entra_certificates
+        .lock()
+        .unwrap()
+        .iter()
+        .find(|(id, _)| id == client_id)
+        .map(|(_, der)| der.clone())
+        .ok_or("no certificate registered")?;
+    if header["alg"] != "PS256" {
+        return Err(format!("alg {}", header["alg"]));
+    }
+    let thumb = URL_SAFE_NO_PAD.encode(ring::digest::digest(&ring::digest::SHA256, &cert));
+    if header["x5t#S256"] != thumb.as_str() {
+        return Err("x5t#S256 does not match the certificate".into());
+    }
+    let der = rustls::pki_types::CertificateDer::from(cert.as_slice());
+    let ee = webpki::EndEntityCert::try_from(&der).map_err(|e| format!("cert: {e}"))?;
+    ee.verify_signature(
+        webpki::ring::RSA_PSS_2048_8192_SHA256_LEGACY_KEY,
+        format!("{h}.{c}").as_bytes(),
+        &URL_SAFE_NO_PAD.decode(sig).map_err(|_| "signature b64")?,
+    )
+    .map_err(|e| format!("signature: {e}"))?;
+    let host = r.header("host").unwrap_or("");
+    let aud = format!("https://{host}{}", r.path);
+    if claims["aud"] != aud.as_str() {
+        return Err(format!("aud {} is not {aud}", claims["aud"]));
+    }
+    if claims["iss"] != client_id || claims["sub"] != client_id {
+        return Err("iss/sub are not the client id".into());
+    }
+    let (nbf, exp, now) = (
+        claims["nbf"].as_u64().unwrap_or(0),
+        claims["exp"].as_u64().unwrap_or(0),
+        now(),
+    );
+    if nbf > now + 60 || exp <= now || exp - nbf > 600 {
+        return Err(format!("window nbf {nbf} exp {exp} now {now}"));
+    }
+    let jti = claims["jti"].as_str().ok_or("no jti")?.to_string();
+    let mut seen = state.seen_jti.lock().unwrap();
+    if seen.contains(&jti) {
+        return Err("jti replayed".into());
+    }
+    seen.push(jti);
+    Ok(())
+}
+
+/// Entra ID's v2 token endpoint: client credentials with a secret, a certificate-signed
+/// assertion, or a federated token (workload identity, GitHub Actions).
 fn entra_reply(state: &AcrState, r: &Recorded) -> Reply {
     if let Some(reply) = state.entra_faults.lock().unwrap().pop_front() {
         return reply;
     }
-    let entra_error = |status: u16, error: &str, description: &str| {
+    let entra_error = |status: u16, error: &str, code: u32, description: &str| {
         Reply::json(
             status,
-            serde_json::json!({"error": error, "error_description": description, "error_codes": [70021]})
+            serde_json::json!({"error": error, "error_description": format!("AADSTS{code}: {description} Trace ID: t"), "error_codes": [code]})
                 .to_string(),
         )
     };
@@ -485,29 +594,80 @@ fn entra_reply(state: &AcrState, r: &Recorded) -> Reply {
         .next()
         .unwrap_or("")
         .to_string();
-    if form("grant_type") != "client_credentials"
-        || form("client_assertion_type") != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
-    {
-        return entra_error(400, "unsupported_grant_type", "AADSTS70003: wrong grant");
+    if form("grant_type") != "client_credentials" {
+        return entra_error(400, "unsupported_grant_type", 70003, "wrong grant");
     }
     let Some(scope) = r.form_value("scope").filter(|s| s.ends_with("/.default")) else {
+        return entra_error(400, "invalid_scope", 70011, "scope must end with /.default");
+    };
+    let client_id = form("client_id");
+    let kind = if let Some(secret) = r.form_value("client_secret") {
+        let known = state
+            .entra_secrets
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(id, s)| *id == client_id && *s == secret);
+        if !known {
+            return entra_error(
+                401,
+                "invalid_client",
+                7000215,
+                "Invalid client secret provided.",
+            );
+        }
+        "sp"
+    } else if form("client_assertion_type")
+        != "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    {
         return entra_error(
             400,
-            "invalid_scope",
-            "AADSTS70011: scope must end with /.default",
+            "invalid_request",
+            90014,
+            "client_assertion_type missing",
         );
+    } else {
+        let assertion = form("client_assertion");
+        let header_has_x5t = assertion
+            .split('.')
+            .next()
+            .and_then(|h| URL_SAFE_NO_PAD.decode(h).ok())
+            .is_some_and(|h| String::from_utf8_lossy(&h).contains("x5t#S256"));
+        if state.entra_assertion.lock().unwrap().as_deref() == Some(assertion.as_str()) {
+            "workload"
+        } else if state.github_issued.contains(&assertion) {
+            if claims_of(&assertion)["aud"] != "api://AzureADTokenExchange" {
+                return entra_error(
+                    400,
+                    "invalid_client",
+                    700213,
+                    "wrong audience in the federated token.",
+                );
+            }
+            "github"
+        } else if header_has_x5t {
+            if let Err(why) = check_signed_assertion(state, r, &assertion, &client_id) {
+                return entra_error(
+                    401,
+                    "invalid_client",
+                    700027,
+                    &format!("Client assertion failed: {why}."),
+                );
+            }
+            "sp"
+        } else {
+            return entra_error(
+                401,
+                "invalid_client",
+                70021,
+                "No matching federated identity record found for presented assertion.",
+            );
+        }
     };
-    if state.entra_assertion.lock().unwrap().as_deref() != Some(form("client_assertion").as_str()) {
-        return entra_error(
-            401,
-            "invalid_client",
-            "AADSTS70021: No matching federated identity record found for presented assertion.",
-        );
-    }
     let now = now();
     let token = jwt(&serde_json::json!({
         "aud": scope.trim_end_matches("/.default"), "tid": tenant, "iat": now, "nbf": now,
-        "exp": now + 3600, "oid": format!("oid-workload-{}", form("client_id")), "appid": form("client_id"),
+        "exp": now + 3600, "oid": format!("oid-{kind}-{client_id}"), "appid": client_id,
     }));
     state.aad.push(&token);
     Reply::json(
