@@ -156,7 +156,7 @@ pub const VERSION: &str = concat!(
 pub const HELP: &str = concat!(
     "docker-credential-acr ",
     env!("CARGO_PKG_VERSION"),
-    r#" — Azure Container Registry credentials from the machine's managed identity
+    r#" — Azure Container Registry credentials from an Azure identity
 
 Usage: docker-credential-acr <command>
 
@@ -202,16 +202,28 @@ Environment (a value that cannot be right is an error naming the variable):
   DOCKER_CREDENTIAL_ACR_TIMEOUT      overall deadline, 1 to 3600 seconds (50 or 50s; default 50,
                                      or timeout_seconds)
   DOCKER_CREDENTIAL_ACR_LOG          error | warn (default) | info | debug | trace, on stderr
-  AZURE_CLIENT_ID                    user-assigned identity by client id (a GUID), unless the config names one
-  AZURE_FEDERATED_TOKEN_FILE, AZURE_TENANT_ID, AZURE_AUTHORITY_HOST
-                                     with AZURE_CLIENT_ID: AKS workload identity via Entra ID (https only)
+  AZURE_CLIENT_ID                    user-assigned identity by client id (a GUID), unless the config names one;
+                                     with the next ones: the application's client id
+  AZURE_TENANT_ID + AZURE_CLIENT_SECRET | AZURE_CLIENT_CERTIFICATE_PATH
+                                     a service principal (secret, or PEM certificate + key, mode 0600);
+                                     AZURE_CLIENT_SEND_CERTIFICATE_CHAIN=1 adds x5c
+  AZURE_FEDERATED_TOKEN_FILE         with AZURE_CLIENT_ID, AZURE_TENANT_ID: workload identity via Entra ID
+  ACTIONS_ID_TOKEN_REQUEST_URL, ACTIONS_ID_TOKEN_REQUEST_TOKEN
+                                     GitHub Actions federation (a fresh ID token for every token)
+  SYSTEM_OIDCREQUESTURI, SYSTEM_ACCESSTOKEN, AZURESUBSCRIPTION_SERVICE_CONNECTION_ID
+                                     Azure Pipelines federation
+  AZURE_AUTHORITY_HOST               Entra ID (default https://login.microsoftonline.com; https only)
   IDENTITY_ENDPOINT, IDENTITY_HEADER App Service / Functions identity endpoint
   IDENTITY_ENDPOINT, IMDS_ENDPOINT   Azure Arc agent (key-file challenge; system-assigned only)
   DOCKER_CREDENTIAL_ACR_ARC_KEY_DIR  the Arc agent's key directory (default /var/opt/azcmagent/tokens)
-  HTTPS_PROXY, NO_PROXY              used for registry traffic, never for IMDS
+  PATH                               where `az` and `azd` are found (the last sources of the chain)
+  HTTPS_PROXY, NO_PROXY              used for registry and Entra ID traffic, never for IMDS
   SSL_CERT_FILE, SSL_CERT_DIR        CAs to trust instead of the system store (OpenSSL semantics)
 
-Docs: README.md and docs/ (configuration, clients, cache, kubernetes, troubleshooting).
+Identity: the config's `identity` (per registry or top level), else the first of: service principal,
+workload identity, GitHub Actions, Azure Pipelines, App Service, Azure Arc, IMDS, az, azd.
+
+Docs: README.md and docs/ (configuration, ci, clients, cache, kubernetes, troubleshooting).
 "#
 );
 

@@ -81,13 +81,17 @@ impl Observer for Report<'_> {
             Some(Audience::Many(v)) => v.join(" "),
             None => "?".into(),
         };
+        let principal = match (&c.upn, &c.appid) {
+            (Some(upn), _) => format!("user {upn}"),
+            (None, Some(appid)) => format!("appid {appid}"),
+            (None, None) => "appid ?".into(),
+        };
         let detail = format!(
-            "answered in {} ms: {}, aud {aud}, tid {}, oid {}, appid {}, expires {}",
+            "answered in {} ms: {}, aud {aud}, tid {}, oid {}, {principal}, expires {}",
             took.as_millis(),
             aad.token.fingerprint(),
             c.tid.as_deref().unwrap_or("?"),
             c.oid.as_deref().unwrap_or("?"),
-            c.appid.as_deref().unwrap_or("?"),
             c.exp
                 .or(aad.expires_on)
                 .map_or("?".into(), |e| when(e, self.now)),

@@ -96,15 +96,15 @@ impl Peer {
     }
 }
 
-/// The end of a "could not be reached" message: what to check.
+/// The end of a "could not be reached" message: what to check (a TLS failure says it itself).
 fn reach_advice(peer: &Peer, why: &Transport) -> String {
     match (&peer.proxy, why) {
         (Some(proxy), Transport::Connect(_) | Transport::Proxy(_)) => format!(
-            "through the proxy {proxy}: check that the proxy is running and lets this host through, or NO_PROXY"
+            "; through the proxy {proxy}: check that the proxy is running and lets this host through, or NO_PROXY"
         ),
-        (_, Transport::Dns) => "check the registry name (a typo?) and this machine's DNS".into(),
-        (_, Transport::Tls(_)) => "check the trust store (SSL_CERT_FILE)".into(),
-        _ => "check DNS, the network path and HTTPS_PROXY/NO_PROXY".into(),
+        (_, Transport::Dns) => "; check the registry name (a typo?) and this machine's DNS".into(),
+        (_, Transport::Tls(_)) => String::new(),
+        _ => "; check DNS, the network path and HTTPS_PROXY/NO_PROXY".into(),
     }
 }
 
@@ -269,4 +269,37 @@ pub enum Error {
         peer.registry, peer.url
     )]
     ExchangeTimeout { peer: Box<Peer>, secs: u64 },
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_registries_read_as_one_sentence() {
+        let peer = |proxy: Option<&str>| Peer {
+            registry: "myreg.azurecr.io".into(),
+            url: "https://myreg.azurecr.io/v2/".into(),
+            proxy: proxy.map(String::from),
+        };
+        let line = |p, why| {
+            Error::RegistryUnreachable {
+                peer: Box::new(peer(p)),
+                why,
+            }
+            .to_string()
+        };
+        assert_eq!(
+            line(None, Transport::Dns),
+            "registry myreg.azurecr.io could not be reached at https://myreg.azurecr.io/v2/: host name not found; check the registry name (a typo?) and this machine's DNS"
+        );
+        assert!(line(Some("http://proxy:3128"), Transport::Connect("refused".into()))
+            .ends_with("could not connect (refused); through the proxy http://proxy:3128: check that the proxy is running and lets this host through, or NO_PROXY"));
+        let tls = line(None, Transport::Tls("the certificate has expired".into()));
+        assert!(tls.ends_with("plus it"), "{tls}");
+        assert!(
+            line(None, Transport::Timeout)
+                .ends_with("; check DNS, the network path and HTTPS_PROXY/NO_PROXY")
+        );
+    }
 }

@@ -5,7 +5,10 @@
 //!
 //! Usage: fake-azure --imds ADDR --acr ADDR --tls-cert PEM --tls-key PEM --signing-key DER
 //!                   --signing-cert DER --issuer NAME --user USER:PASS --deny-client-id GUID
-//!                   --service NAME --log FILE
+//!                   --service NAME --log FILE [--sp CLIENT:SECRET] [--cli-token FILE]
+//!
+//! `--sp` registers a service principal's secret with the fake Entra ID (on the ACR address);
+//! `--cli-token` writes an AAD token the fakes accept, for a stand-in `az` to print.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -79,6 +82,28 @@ fn main() {
         .unwrap()
         .push(format!("oid-client_id={deny}"));
     *acr.state.service.lock().unwrap() = Some(arg("--service"));
+    let optional = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    if let Some((id, secret)) = optional("--sp").as_deref().and_then(|s| s.split_once(':')) {
+        acr.state
+            .entra_secrets
+            .lock()
+            .unwrap()
+            .push((id.to_string(), secret.to_string()));
+    }
+    if let Some(file) = optional("--cli-token") {
+        let now = support::fakes::now();
+        let token = support::fakes::jwt(&serde_json::json!({
+            "aud": "https://containerregistry.azure.net", "tid": support::fakes::TENANT, "iat": now,
+            "nbf": now, "exp": now + 3600, "oid": "oid-az-user", "upn": "dev@example.com",
+        }));
+        acr.state.aad.push(&token);
+        std::fs::write(file, token).unwrap();
+    }
     println!("ready imds={} acr={}", imds.server.addr, acr.server.addr);
     loop {
         std::thread::park();

@@ -64,6 +64,9 @@ REG=myreg.azurecr.io
 TOKENS=myregtokens.azurecr.io
 IMAGE="$REG/e2e/hello:v1"
 DENIED_CLIENT_ID=99999999-8888-7777-6666-555555555555
+SP_CLIENT_ID=5e0b7c1a-1111-4222-8333-944455556666
+SP_SECRET=e2e-sp-secret-0123456789
+SP_TENANT=8a0e1c2d-3b4f-4a5e-9c6d-7e8f9a0b1c2d
 
 # Names → loopback, in this mount namespace only.
 cp /etc/hosts "$work/hosts"
@@ -92,7 +95,8 @@ export SSL_CERT_FILE="$work/bundle.pem"
 "$E2E_TARGET_DIR/debug/examples/fake-azure" --imds 127.0.0.1:8079 --acr "127.0.0.2:443" \
   --tls-cert tls-chain.pem --tls-key tls.key --signing-key signing.der --signing-cert signing-cert.der \
   --issuer "Azure Container Registry" --user pusher:pusher-secret \
-  --deny-client-id "$DENIED_CLIENT_ID" --service "$REG" --log events.jsonl >fake.out 2>&1 &
+  --deny-client-id "$DENIED_CLIENT_ID" --service "$REG" --log events.jsonl \
+  --sp "$SP_CLIENT_ID:$SP_SECRET" --cli-token "$work/az.token" >fake.out 2>&1 &
 pids+=($!)
 
 mkdir -p registry-data
@@ -286,6 +290,36 @@ check "docker pull with a rejected identity: no token reaches the engine (the CL
   docker_pull_rejected
 check "no token in any client's or the helper's output" \
   bash -c "! grep -qE 'eyJ[A-Za-z0-9_-]{20,}' $work/all.out"
+
+# ---------------------------------------------------------------- a service principal and the Azure CLI, with real clients
+# Entra ID is the fake on the token host; the service principal's secret is known to it.
+printf '{}\n' >acr.json
+rm -rf "$work/cache"
+sp_pull() {
+  local before; before=$(grep -c '"party":"entra"' events.jsonl || true)
+  AZURE_AUTHORITY_HOST="https://$TOKENS" AZURE_TENANT_ID=$SP_TENANT AZURE_CLIENT_ID=$SP_CLIENT_ID \
+    AZURE_CLIENT_SECRET=$SP_SECRET skopeo inspect --authfile auth-helper.json "docker://$IMAGE" |
+    grep -q "sha256:$manifest_digest" || return 1
+  grep '"party":"entra"' events.jsonl | tail -n +"$((before + 1))" | grep -q '"kind":"sp"'
+}
+check "skopeo pulls through a service principal (client secret from the environment)" sp_pull
+check "the service principal's secret is in no output" bash -c "! grep -q '$SP_SECRET' $work/all.out"
+
+cat >bin/az <<AZ
+#!/bin/sh
+echo "\$PWD \$*" >>"$work/az.calls"
+printf '{"accessToken":"%s","expires_on":%s,"tokenType":"Bearer"}' "\$(cat "$work/az.token")" "\$((\$(date +%s) + 3600))"
+AZ
+chmod 755 bin/az
+printf '{"identity": "azure_cli"}\n' >acr.json
+rm -rf "$work/cache"
+az_pull() {
+  skopeo inspect --authfile auth-helper.json "docker://$IMAGE" | grep -q "sha256:$manifest_digest" &&
+    grep -q '^/ account get-access-token --output json --resource https://containerregistry.azure.net' "$work/az.calls"
+}
+check "skopeo pulls through the Azure CLI's sign-in (a stand-in az on PATH)" az_pull
+printf '{}\n' >acr.json
+rm -rf "$work/cache" bin/az
 
 # ---------------------------------------------------------------- a served name that does not resolve fails in seconds
 # Only loopback exists here, so the lookup fails as it does on a machine with a typo'd name or

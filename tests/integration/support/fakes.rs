@@ -670,6 +670,7 @@ fn entra_reply(state: &AcrState, r: &Recorded) -> Reply {
         "exp": now + 3600, "oid": format!("oid-{kind}-{client_id}"), "appid": client_id,
     }));
     state.aad.push(&token);
+    state.events.log(serde_json::json!({"party": "entra", "event": "aad_token", "kind": kind, "client_id": client_id, "status": 200, "access_token": fp(&token)}));
     Reply::json(
         200,
         serde_json::json!({"token_type": "Bearer", "expires_in": 3599, "ext_expires_in": 3599, "access_token": token})
