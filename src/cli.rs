@@ -27,9 +27,10 @@ pub enum Command {
     },
     /// kubelet credential provider: CredentialProviderRequest on stdin.
     Kubelet,
-    /// `configure kubelet [--json]`: print a CredentialProviderConfig.
+    /// `configure kubelet [--json] [--pod-identity]`: print a CredentialProviderConfig.
     ConfigureKubelet {
         json: bool,
+        pod_identity: bool,
     },
     /// `configure docker|podman [--config PATH] [--force|--remove] REGISTRY...`
     Configure {
@@ -49,7 +50,7 @@ impl Command {
 }
 
 /// The usage lines printed for a wrong command line.
-pub const USAGE: &str = "Usage: docker-credential-acr <get|store|erase|list|version|kubelet|--help>\n       docker-credential-acr doctor [REGISTRY]\n       docker-credential-acr configure <docker|podman> [--config PATH] [--force] REGISTRY...\n       docker-credential-acr configure <docker|podman> [--config PATH] --remove REGISTRY...\n       docker-credential-acr configure kubelet [--json]\n       docker-credential-acr <command> --help";
+pub const USAGE: &str = "Usage: docker-credential-acr <get|store|erase|list|version|kubelet|--help>\n       docker-credential-acr doctor [REGISTRY]\n       docker-credential-acr configure <docker|podman> [--config PATH] [--force] REGISTRY...\n       docker-credential-acr configure <docker|podman> [--config PATH] --remove REGISTRY...\n       docker-credential-acr configure kubelet [--json] [--pod-identity]\n       docker-credential-acr <command> --help";
 
 /// Turns the arguments (without the program name) into a command.
 pub fn parse_args(args: &[OsString]) -> Result<Command, Error> {
@@ -97,15 +98,20 @@ pub fn parse_args(args: &[OsString]) -> Result<Command, Error> {
 fn parse_configure(args: &[&str]) -> Result<Command, Error> {
     let usage = || {
         Error::Usage(
-            "configure <docker|podman> [--config PATH] [--force|--remove] REGISTRY... | configure kubelet [--json]"
+            "configure <docker|podman> [--config PATH] [--force|--remove] REGISTRY... | configure kubelet [--json] [--pod-identity]"
                 .into(),
         )
     };
-    match args {
-        ["kubelet"] => return Ok(Command::ConfigureKubelet { json: false }),
-        ["kubelet", "--json"] => return Ok(Command::ConfigureKubelet { json: true }),
-        ["kubelet", ..] => return Err(usage()),
-        _ => {}
+    if let ["kubelet", flags @ ..] = args {
+        let (mut json, mut pod_identity) = (false, false);
+        for flag in flags {
+            match *flag {
+                "--json" => json = true,
+                "--pod-identity" => pod_identity = true,
+                _ => return Err(usage()),
+            }
+        }
+        return Ok(Command::ConfigureKubelet { json, pod_identity });
     }
     let (client, rest) = match args {
         ["docker", rest @ ..] => (Client::Docker, rest),
@@ -178,8 +184,10 @@ Diagnosis:
 Kubernetes (kubelet image credential provider, same binary):
   kubelet    CredentialProviderRequest (credentialprovider.kubelet.k8s.io/v1) on stdin →
              CredentialProviderResponse; images on other registries get an empty answer
-  configure kubelet [--json]
-             prints a CredentialProviderConfig for --image-credential-provider-config
+  configure kubelet [--json] [--pod-identity]
+             prints a CredentialProviderConfig for --image-credential-provider-config;
+             --pod-identity adds tokenAttributes, so that each pod pulls with its service
+             account's identity (azure.workload.identity/client-id; Kubernetes 1.34+)
 
 Client wiring:
   configure docker [--config PATH] [--force] REGISTRY...
@@ -249,7 +257,7 @@ what to do). No token is ever printed.
 /// `configure --help`.
 pub const CONFIGURE_HELP: &str = r#"Usage: docker-credential-acr configure <docker|podman> [--config PATH] [--force] REGISTRY...
        docker-credential-acr configure <docker|podman> [--config PATH] --remove REGISTRY...
-       docker-credential-acr configure kubelet [--json]
+       docker-credential-acr configure kubelet [--json] [--pod-identity]
 
 docker     edits $DOCKER_CONFIG/config.json (default ~/.docker/config.json)
 podman     edits $REGISTRY_AUTH_FILE, else $XDG_CONFIG_HOME/containers/auth.json
@@ -261,6 +269,10 @@ podman     edits $REGISTRY_AUTH_FILE, else $XDG_CONFIG_HOME/containers/auth.json
 --remove   remove this helper's credHelpers entries for REGISTRY (to go back to `docker login`)
 kubelet    prints a CredentialProviderConfig on stdout (YAML, or JSON with --json); errors go to
            stderr, so `configure kubelet > file` never writes an error into the file
+--pod-identity
+           with kubelet: add tokenAttributes, so the kubelet sends each pod's service account
+           token and its azure.workload.identity annotations (pod_identity in the configuration
+           says, per registry, whether that identity is required, preferred or off)
 
 Only "credHelpers" entries for the named registries are added or removed; every other key, the
 file's mode and a symbolic link to it are kept. A new file is created 0600.

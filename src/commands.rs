@@ -28,7 +28,9 @@ pub fn run(
         Command::List => list(ctx, input, out),
         Command::Kubelet => kubelet(ctx, input, out),
         Command::Doctor { registry } => doctor(ctx, registry.as_deref(), out),
-        Command::ConfigureKubelet { json } => configure_kubelet(ctx, *json, out),
+        Command::ConfigureKubelet { json, pod_identity } => {
+            configure_kubelet(ctx, *json, *pod_identity, out)
+        }
         Command::Configure {
             client,
             path,
@@ -98,9 +100,26 @@ fn list(ctx: &Context, input: impl Read, out: &mut dyn Write) -> Result<(), Erro
 
 fn kubelet(ctx: &Context, input: impl Read, out: &mut dyn Write) -> Result<(), Error> {
     let text = protocol::read_request(input)?;
-    let image = kubelet::parse_request(&text)?;
-    let key = kubelet::registry_of(&image);
-    let line = match flow::get(ctx, &key) {
+    let request = kubelet::parse_request(&text)?;
+    let image = &request.image;
+    let key = kubelet::registry_of(image);
+    let host = hosts::normalize(&key);
+    let pod = if ctx.config.serves(&host) {
+        let tenant = ctx
+            .config
+            .tenant
+            .as_deref()
+            .or_else(|| ctx.env.get("AZURE_TENANT_ID"));
+        kubelet::pod_identity(&request, ctx.config.pod_policy(&host), &host, tenant)?
+    } else {
+        None
+    };
+    if let Some(identity) = &pod {
+        ctx.log
+            .debug(format_args!("kubelet: {image}: pulling as the {identity}"));
+    }
+    let chosen = pod.map(|identity| (identity, crate::identity::Reason::ServiceAccount));
+    let line = match flow::get_as(ctx, &key, chosen) {
         Ok(grant) => json_line(&kubelet::response_for(&key, &grant, ctx.now()))?,
         Err(Error::NotFound | Error::MissingServerUrl) => {
             ctx.log.debug(format_args!(
@@ -121,14 +140,19 @@ fn doctor(ctx: &Context, registry: Option<&str>, out: &mut dyn Write) -> Result<
     }
 }
 
-fn configure_kubelet(ctx: &Context, json: bool, out: &mut dyn Write) -> Result<(), Error> {
+fn configure_kubelet(
+    ctx: &Context,
+    json: bool,
+    pod_identity: bool,
+    out: &mut dyn Write,
+) -> Result<(), Error> {
     let text = if json {
-        let mut t = serde_json::to_string_pretty(&kubelet::provider_config_json(&ctx.config))
-            .map_err(|e| Error::Stdout(e.into()))?;
+        let config = kubelet::provider_config_json(&ctx.config, pod_identity);
+        let mut t = serde_json::to_string_pretty(&config).map_err(|e| Error::Stdout(e.into()))?;
         t.push('\n');
         t
     } else {
-        kubelet::provider_config_yaml(&ctx.config)
+        kubelet::provider_config_yaml(&ctx.config, pod_identity)
     };
     write_all(out, text.as_bytes())
 }

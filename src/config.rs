@@ -34,12 +34,43 @@ pub struct Config {
     pub timeout_seconds: Option<u64>,
     pub login_server_suffixes: Vec<String>,
     pub registries: BTreeMap<String, RegistryConfig>,
+    /// For the kubelet: whether images are pulled with the pod's own identity.
+    pub pod_identity: Option<PodPolicy>,
 }
 
 /// One entry under `registries`: the host is served, with this identity if given.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct RegistryConfig {
     pub identity: Option<Identity>,
+    pub pod_identity: Option<PodPolicy>,
+}
+
+/// Whether the kubelet's pulls use the pod's own identity (its service account's
+/// `azure.workload.identity/client-id`) or the node's.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub enum PodPolicy {
+    /// Only the pod's identity; a pod without one gets no credentials (the node needs no
+    /// AcrPull).
+    Required,
+    /// The pod's identity when its service account names one, else the node's.
+    #[default]
+    Preferred,
+    /// Always the node's identity.
+    Off,
+}
+
+impl PodPolicy {
+    fn from_json(value: &Value, field: &str) -> Result<PodPolicy, String> {
+        match value.as_str() {
+            Some("required") => Ok(PodPolicy::Required),
+            Some("preferred") => Ok(PodPolicy::Preferred),
+            Some("off") => Ok(PodPolicy::Off),
+            _ => Err(format!(
+                "field `{field}`: expected \"required\", \"preferred\" or \"off\", found {}",
+                describe(value)
+            )),
+        }
+    }
 }
 
 /// A configuration file that exists but cannot be used (or that was named and is missing).
@@ -159,6 +190,7 @@ pub fn parse(text: &str) -> Result<Config, String> {
             "timeout_seconds",
             "login_server_suffixes",
             "registries",
+            "pod_identity",
         ],
     };
     fields.check(&top)?;
@@ -188,6 +220,7 @@ pub fn parse(text: &str) -> Result<Config, String> {
         })?
         .unwrap_or_default(),
         registries: BTreeMap::new(),
+        pod_identity: optional(&top, "pod_identity", |v| PodPolicy::from_json(v, "pod_identity"))?,
     };
     if let Some(v) = top.get("registries") {
         let Value::Object(entries) = v else {
@@ -207,15 +240,22 @@ pub fn parse(text: &str) -> Result<Config, String> {
             Fields {
                 text,
                 parent: &field,
-                allowed: &["identity"],
+                allowed: &["identity", "pod_identity"],
             }
             .check(entry)?;
             let identity = optional(entry, "identity", |v| {
                 Identity::from_json(v, &format!("{field}.identity"))
             })?;
-            config
-                .registries
-                .insert(host.clone(), RegistryConfig { identity });
+            let pod_identity = optional(entry, "pod_identity", |v| {
+                PodPolicy::from_json(v, &format!("{field}.pod_identity"))
+            })?;
+            config.registries.insert(
+                host.clone(),
+                RegistryConfig {
+                    identity,
+                    pod_identity,
+                },
+            );
         }
     }
     config.validate()?;
@@ -366,6 +406,15 @@ impl Config {
             .and_then(|r| r.identity.as_ref())
             .map(|i| (i, Reason::RegistryConfig))
             .or(self.identity.as_ref().map(|i| (i, Reason::Config)))
+    }
+
+    /// The pod identity policy for a registry: its own, else the top-level one, else preferred.
+    pub fn pod_policy(&self, host: &str) -> PodPolicy {
+        self.registries
+            .get(host)
+            .and_then(|r| r.pod_identity)
+            .or(self.pod_identity)
+            .unwrap_or_default()
     }
 
     /// The AAD audience requested for registries.

@@ -164,6 +164,9 @@ pub enum Error {
         hint: String,
     },
 
+    #[error("no pod identity for {registry}: {why}")]
+    PodIdentity { registry: String, why: String },
+
     /// A developer tool (`az`, `azd`) that is installed but not signed in.
     #[error("{tool} is not signed in ({detail}); run `{login}` once, then pull again")]
     NotSignedIn {

@@ -31,6 +31,16 @@ pub struct Plan {
 /// Normalises the server a client sent and decides whether and how it is served.
 /// [`Error::NotFound`] for a host this helper does not serve.
 pub fn plan(ctx: &Context, server: &str) -> Result<Plan, Error> {
+    plan_as(ctx, server, None)
+}
+
+/// [`plan`] with an identity chosen by the caller (a pod's, from the kubelet) instead of the
+/// configuration's.
+pub fn plan_as(
+    ctx: &Context,
+    server: &str,
+    chosen: Option<(Identity, Reason)>,
+) -> Result<Plan, Error> {
     if server.trim().is_empty() {
         return Err(Error::MissingServerUrl);
     }
@@ -38,7 +48,7 @@ pub fn plan(ctx: &Context, server: &str) -> Result<Plan, Error> {
     if !ctx.config.serves(&host) {
         return Err(Error::NotFound);
     }
-    let (identity, reason) = choose_identity(ctx, &host);
+    let (identity, reason) = chosen.unwrap_or_else(|| choose_identity(ctx, &host));
     let scope = scope_of(&identity, reason);
     let key = Key::new(ctx, &host, token::principal_key(ctx, &identity, scope));
     Ok(Plan {
@@ -54,7 +64,7 @@ pub fn plan(ctx: &Context, server: &str) -> Result<Plan, Error> {
 pub fn scope_of(identity: &Identity, reason: Reason) -> Scope {
     match reason {
         Reason::RegistryConfig | Reason::Config if identity.is_managed() => Scope::Managed,
-        Reason::RegistryConfig | Reason::Config => Scope::Named,
+        Reason::RegistryConfig | Reason::Config | Reason::ServiceAccount => Scope::Named,
         Reason::AzureClientId | Reason::Default => Scope::Any,
     }
 }
@@ -69,7 +79,16 @@ pub fn choose_identity(ctx: &Context, host: &str) -> (Identity, Reason) {
 
 /// Credentials for `server`: the cached refresh token when fresh, else a new one.
 pub fn get(ctx: &Context, server: &str) -> Result<Grant, Error> {
-    let plan = plan(ctx, server)?;
+    get_as(ctx, server, None)
+}
+
+/// [`get`] as a given identity (a pod's), or the configured one.
+pub fn get_as(
+    ctx: &Context,
+    server: &str,
+    chosen: Option<(Identity, Reason)>,
+) -> Result<Grant, Error> {
+    let plan = plan_as(ctx, server, chosen)?;
     ctx.log.debug(format_args!(
         "{}: using the {} ({:?})",
         plan.host, plan.identity, plan.reason

@@ -39,6 +39,15 @@ pub enum Identity {
         client_id: String,
         token_file: PathBuf,
     },
+    /// A pod's own identity: the service account token the kubelet handed over, federated with
+    /// the application its `azure.workload.identity/client-id` annotation names.
+    PodIdentity {
+        tenant_id: String,
+        client_id: String,
+        /// `namespace/name`, for messages.
+        service_account: String,
+        token: crate::secret::Secret,
+    },
 }
 
 /// A service principal's credential: always in a file, never inline.
@@ -74,6 +83,11 @@ impl Identity {
                 client_id,
                 ..
             } => format!("workload_identity={}", pair(tenant_id, client_id)),
+            Identity::PodIdentity {
+                tenant_id,
+                client_id,
+                ..
+            } => format!("pod_identity={}", pair(tenant_id, client_id)),
         }
     }
 
@@ -292,6 +306,14 @@ impl fmt::Display for Identity {
             Identity::WorkloadIdentity { client_id, .. } => {
                 write!(f, "workload identity with client_id {client_id}")
             }
+            Identity::PodIdentity {
+                client_id,
+                service_account,
+                ..
+            } => write!(
+                f,
+                "pod identity with client_id {client_id} (service account {service_account})"
+            ),
         }
     }
 }
@@ -303,6 +325,8 @@ pub enum Reason {
     Config,
     AzureClientId,
     Default,
+    /// The pod's service account, through the kubelet.
+    ServiceAccount,
 }
 
 impl Reason {
@@ -313,6 +337,7 @@ impl Reason {
             Reason::Config => "from `identity` in the configuration",
             Reason::AzureClientId => "from AZURE_CLIENT_ID",
             Reason::Default => "default: no identity configured, AZURE_CLIENT_ID unset",
+            Reason::ServiceAccount => "from the pod's service account annotations",
         }
     }
 }

@@ -15,6 +15,8 @@ pub struct Claims {
     pub tid: Option<String>,
     pub oid: Option<String>,
     pub appid: Option<String>,
+    pub iss: Option<String>,
+    pub sub: Option<String>,
     /// The signed-in user (Azure CLI, azd), when the token is a user's.
     pub upn: Option<String>,
     pub aud: Option<Audience>,

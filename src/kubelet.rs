@@ -7,11 +7,15 @@
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use crate::cache::Grant;
 use crate::cache::REFRESH_MARGIN;
-use crate::config::Config;
+use crate::config::{Config, PodPolicy};
 use crate::error::Error;
 use crate::hosts;
+use crate::identity::{Identity, is_guid, is_tenant};
+use crate::secret::Secret;
 
 pub const API_VERSION: &str = "credentialprovider.kubelet.k8s.io/v1";
 /// ACR's convention for "the password is an ACR refresh token".
@@ -26,6 +30,47 @@ struct Request {
     api_version: Option<String>,
     #[serde(default)]
     image: String,
+    /// KEP-4412: the pod's service account token, when the provider config asks for it.
+    #[serde(default)]
+    service_account_token: Option<String>,
+    #[serde(default)]
+    service_account_annotations: BTreeMap<String, String>,
+}
+
+/// The annotation naming the pod's application (as Azure workload identity uses it).
+pub const CLIENT_ID_ANNOTATION: &str = "azure.workload.identity/client-id";
+/// The annotation naming its tenant.
+pub const TENANT_ID_ANNOTATION: &str = "azure.workload.identity/tenant-id";
+/// The audience the service account token must be minted for.
+pub const TOKEN_AUDIENCE: &str = "api://AzureADTokenExchange";
+
+/// What the kubelet asked for.
+#[derive(Debug)]
+pub struct KubeletRequest {
+    pub image: String,
+    /// The pod's service account token and the annotations the config lets through.
+    pub service_account: Option<ServiceAccount>,
+}
+
+/// A pod's service account, as the kubelet hands it over.
+#[derive(Debug)]
+pub struct ServiceAccount {
+    pub token: Secret,
+    pub annotations: BTreeMap<String, String>,
+}
+
+impl ServiceAccount {
+    /// `namespace/name` from the token's `system:serviceaccount:<ns>:<name>` subject.
+    pub fn name(&self) -> String {
+        crate::jwt::claims(self.token.expose())
+            .ok()
+            .and_then(|c| c.sub)
+            .and_then(|sub| {
+                sub.strip_prefix("system:serviceaccount:")
+                    .map(|rest| rest.replacen(':', "/", 1))
+            })
+            .unwrap_or_else(|| "(unnamed)".into())
+    }
 }
 
 /// The response, exactly as the kubelet's strict decoder expects it.
@@ -45,8 +90,8 @@ pub struct AuthConfig<'a> {
     password: &'a str,
 }
 
-/// Reads and checks the request; returns the image.
-pub fn parse_request(text: &str) -> Result<String, Error> {
+/// Reads and checks the request.
+pub fn parse_request(text: &str) -> Result<KubeletRequest, Error> {
     let bad = |why: String| Error::BadRequest(format!("kubelet CredentialProviderRequest: {why}"));
     let req: Request = serde_json::from_str(text).map_err(|e| {
         bad(format!(
@@ -70,7 +115,74 @@ pub fn parse_request(text: &str) -> Result<String, Error> {
     if image.is_empty() {
         return Err(bad("image is empty".into()));
     }
-    Ok(image.to_string())
+    let service_account = req
+        .service_account_token
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty())
+        .map(|token| ServiceAccount {
+            token: Secret::new(token),
+            annotations: req.service_account_annotations,
+        });
+    Ok(KubeletRequest {
+        image: image.to_string(),
+        service_account,
+    })
+}
+
+/// The identity a pulling pod brings, under the registry's policy: `Ok(None)` = the node's
+/// identity. Errors name the service account and say what to do.
+pub fn pod_identity(
+    request: &KubeletRequest,
+    policy: PodPolicy,
+    host: &str,
+    fallback_tenant: Option<&str>,
+) -> Result<Option<Identity>, Error> {
+    let refuse = |why: String| Error::PodIdentity {
+        registry: host.into(),
+        why,
+    };
+    let sa = match (policy, &request.service_account) {
+        (PodPolicy::Off, _) | (PodPolicy::Preferred, None) => return Ok(None),
+        (PodPolicy::Required, None) => {
+            return Err(refuse(format!(
+                "the kubelet sent no service account token; add tokenAttributes to its credential provider config (`docker-credential-acr configure kubelet --pod-identity`), on Kubernetes 1.34 or later"
+            )));
+        }
+        (_, Some(sa)) => sa,
+    };
+    let name = sa.name();
+    let Some(client_id) = sa.annotations.get(CLIENT_ID_ANNOTATION) else {
+        return match policy {
+            PodPolicy::Required => Err(refuse(format!(
+                "service account {name} has no {CLIENT_ID_ANNOTATION} annotation (or the provider config does not pass it through); annotate it with the client id of an identity that has AcrPull"
+            ))),
+            _ => Ok(None),
+        };
+    };
+    if !is_guid(client_id) {
+        return Err(refuse(format!(
+            "service account {name}: annotation {CLIENT_ID_ANNOTATION} {client_id:?} is not a GUID"
+        )));
+    }
+    let tenant_id = match sa.annotations.get(TENANT_ID_ANNOTATION) {
+        Some(t) if is_tenant(t) => t.clone(),
+        Some(t) => {
+            return Err(refuse(format!(
+                "service account {name}: annotation {TENANT_ID_ANNOTATION} {t:?} is not a tenant id"
+            )));
+        }
+        None => fallback_tenant.map(String::from).ok_or_else(|| {
+            refuse(format!(
+                "service account {name} names no tenant: annotate it with {TENANT_ID_ANNOTATION}, or set `tenant` in the helper's configuration (or AZURE_TENANT_ID)"
+            ))
+        })?,
+    };
+    Ok(Some(Identity::PodIdentity {
+        tenant_id,
+        client_id: client_id.clone(),
+        service_account: name,
+        token: sa.token.clone(),
+    }))
 }
 
 /// The registry part of an image reference, lowercased, as the kubelet keys credentials:
@@ -153,29 +265,56 @@ pub fn match_images(config: &Config) -> Vec<String> {
     out
 }
 
-/// The kubelet's `CredentialProviderConfig`, as YAML.
-pub fn provider_config_yaml(config: &Config) -> String {
+/// Whether the kubelet should call the plugin only for pods with a service account: when every
+/// registry requires pod identities.
+fn require_service_account(config: &Config) -> bool {
+    config.pod_identity == Some(PodPolicy::Required)
+        && config
+            .registries
+            .values()
+            .all(|r| r.pod_identity.is_none_or(|p| p == PodPolicy::Required))
+}
+
+/// The kubelet's `CredentialProviderConfig`, as YAML; with `pod_identity`, the
+/// `tokenAttributes` that make the kubelet send each pod's service account token and its
+/// workload-identity annotations (Kubernetes 1.34 and later).
+pub fn provider_config_yaml(config: &Config, pod_identity: bool) -> String {
     let mut y = String::from(
         "apiVersion: kubelet.config.k8s.io/v1\nkind: CredentialProviderConfig\nproviders:\n  - name: docker-credential-acr\n    apiVersion: credentialprovider.kubelet.k8s.io/v1\n    args:\n      - kubelet\n    defaultCacheDuration: \"1h\"\n    matchImages:\n",
     );
     for pattern in match_images(config) {
         y.push_str(&format!("      - {}\n", serde_json::Value::from(pattern)));
     }
+    if pod_identity {
+        y.push_str(&format!(
+            "    tokenAttributes:\n      serviceAccountTokenAudience: \"{TOKEN_AUDIENCE}\"\n      cacheType: \"ServiceAccount\"\n      requireServiceAccount: {}\n      optionalServiceAccountAnnotationKeys:\n        - \"{CLIENT_ID_ANNOTATION}\"\n        - \"{TENANT_ID_ANNOTATION}\"\n",
+            require_service_account(config)
+        ));
+    }
     y
 }
 
 /// The same configuration as JSON (the kubelet reads either).
-pub fn provider_config_json(config: &Config) -> serde_json::Value {
+pub fn provider_config_json(config: &Config, pod_identity: bool) -> serde_json::Value {
+    let mut provider = serde_json::json!({
+        "name": "docker-credential-acr",
+        "apiVersion": API_VERSION,
+        "args": ["kubelet"],
+        "defaultCacheDuration": "1h",
+        "matchImages": match_images(config),
+    });
+    if pod_identity {
+        provider["tokenAttributes"] = serde_json::json!({
+            "serviceAccountTokenAudience": TOKEN_AUDIENCE,
+            "cacheType": "ServiceAccount",
+            "requireServiceAccount": require_service_account(config),
+            "optionalServiceAccountAnnotationKeys": [CLIENT_ID_ANNOTATION, TENANT_ID_ANNOTATION],
+        });
+    }
     serde_json::json!({
         "apiVersion": "kubelet.config.k8s.io/v1",
         "kind": "CredentialProviderConfig",
-        "providers": [{
-            "name": "docker-credential-acr",
-            "apiVersion": API_VERSION,
-            "args": ["kubelet"],
-            "defaultCacheDuration": "1h",
-            "matchImages": match_images(config),
-        }]
+        "providers": [provider]
     })
 }
 
@@ -244,7 +383,7 @@ mod tests {
     #[test]
     fn requests_are_checked() {
         let ok = r#"{"kind":"CredentialProviderRequest","apiVersion":"credentialprovider.kubelet.k8s.io/v1","image":"myreg.azurecr.io/app","serviceAccountToken":"x","serviceAccountAnnotations":{"a":"b"},"future":1}"#;
-        assert_eq!(parse_request(ok).unwrap(), "myreg.azurecr.io/app");
+        assert_eq!(parse_request(ok).unwrap().image, "myreg.azurecr.io/app");
         for bad in [
             "",
             "{",

@@ -6,9 +6,9 @@
 //! list, version) is forgiving, so that `docker login`/`logout` never break.
 //!
 //! Modules, lowest layer first (each uses only modules of lower layers; a test keeps it so):
-//! `secret`, `jwt`, `env`, `hosts`, `files`, `identity` → `config`, `http`, `clients` → `error` →
-//! `context`, `protocol` → `token` → `acr` → `cache`, → `kubelet`, `flow` → `doctor`,
-//! `configure` → `cli` → `commands`. See docs/architecture.md.
+//! `secret`, `jwt`, `env`, `hosts`, `files` → `identity` → `config`, `http`, `clients` → `error` →
+//! `context`, `protocol` → `token` → `acr` → `cache` → `kubelet`, `flow` → `doctor`, `configure`
+//! → `cli` → `commands`. See docs/architecture.md.
 //!
 //! Only `main.rs` prints to stdout; this library writes into the `Write` it is handed.
 

@@ -52,8 +52,8 @@ pub fn federation_audience(authority: &str) -> &'static str {
     }
 }
 
-/// What to do about a refusal, from its AADSTS code; `default` when the code is not one of the
-/// common ones.
+/// What to do about a refusal: the hint for its AADSTS code, when it is one of the common ones,
+/// then the source's own `default` advice.
 pub fn hint(detail: &str, default: &str) -> String {
     const HINTS: [(&str, &str); 10] = [
         (
@@ -99,7 +99,7 @@ pub fn hint(detail: &str, default: &str) -> String {
         .find(|(code, _)| {
             detail.contains(&format!("AADSTS{code}:")) || detail.contains(&format!("AADSTS{code} "))
         })
-        .map_or_else(|| default.to_string(), |(_, h)| (*h).to_string())
+        .map_or_else(|| default.to_string(), |(_, h)| format!("{h}; {default}"))
 }
 
 /// The token endpoint of an authority and tenant.

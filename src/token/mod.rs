@@ -22,6 +22,7 @@ pub mod github;
 pub mod imds;
 pub mod managed;
 pub mod pipelines;
+pub mod pod;
 pub mod service_principal;
 pub mod workload;
 
@@ -114,6 +115,7 @@ pub type Detect = fn(&Context, &Identity, Scope) -> Result<Detection, Error>;
 
 /// Every source, in precedence order.
 pub const SOURCES: &[(&str, Detect)] = &[
+    ("pod identity", pod::detect),
     ("service principal", service_principal::detect),
     ("workload identity", workload::detect),
     ("GitHub Actions", github::detect),
@@ -342,6 +344,7 @@ pub(crate) mod tests {
         assert_eq!(
             names,
             [
+                "pod identity",
                 "service principal",
                 "workload identity",
                 "GitHub Actions",

@@ -305,7 +305,8 @@ fn kubelet_requests_never_panic() {
         } else {
             rng.text(60)
         };
-        if let Ok(image) = parse_request(&text) {
+        if let Ok(request) = parse_request(&text) {
+            let image = request.image;
             let registry = registry_of(&image);
             assert!(!registry.contains('/'), "{registry:?} from {image:?}");
             let host = hosts::normalize(&registry);

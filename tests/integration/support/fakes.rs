@@ -313,6 +313,9 @@ pub struct AcrState {
     /// GitHub Actions: the request token `/github/idtoken` wants, and the ID tokens it issued.
     pub github_request_token: Mutex<Option<String>>,
     pub github_issued: Issued,
+    /// Federated identity credentials: client id, issuer, subject (audience
+    /// api://AzureADTokenExchange).
+    pub federated: Mutex<Vec<(String, String, String)>>,
 }
 
 pub struct FakeAcr {
@@ -354,6 +357,7 @@ impl FakeAcr {
             seen_jti: Mutex::new(vec![]),
             github_request_token: Mutex::new(None),
             github_issued: Issued::default(),
+            federated: Mutex::new(vec![]),
         });
         let s = state.clone();
         let server = Server::start_on(
@@ -635,6 +639,26 @@ fn entra_reply(state: &AcrState, r: &Recorded) -> Reply {
             .is_some_and(|h| String::from_utf8_lossy(&h).contains("x5t#S256"));
         if state.entra_assertion.lock().unwrap().as_deref() == Some(assertion.as_str()) {
             "workload"
+        } else if {
+            let c = claims_of(&assertion);
+            state
+                .federated
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(id, iss, sub)| {
+                    *id == client_id && c["iss"] == iss.as_str() && c["sub"] == sub.as_str()
+                })
+        } {
+            if claims_of(&assertion)["aud"] != "api://AzureADTokenExchange" {
+                return entra_error(
+                    400,
+                    "invalid_client",
+                    700212,
+                    "No matching federated identity record found for presented assertion audience.",
+                );
+            }
+            "pod"
         } else if state.github_issued.contains(&assertion) {
             if claims_of(&assertion)["aud"] != "api://AzureADTokenExchange" {
                 return entra_error(
