@@ -144,9 +144,9 @@ pub fn pod_identity(
     let sa = match (policy, &request.service_account) {
         (PodPolicy::Off, _) | (PodPolicy::Preferred, None) => return Ok(None),
         (PodPolicy::Required, None) => {
-            return Err(refuse(format!(
-                "the kubelet sent no service account token; add tokenAttributes to its credential provider config (`docker-credential-acr configure kubelet --pod-identity`), on Kubernetes 1.34 or later"
-            )));
+            return Err(refuse(
+                "the kubelet sent no service account token; add tokenAttributes to its credential provider config (`docker-credential-acr configure kubelet --pod-identity`), on Kubernetes 1.34 or later".into(),
+            ));
         }
         (_, Some(sa)) => sa,
     };
