@@ -637,20 +637,24 @@ fn entra_reply(state: &AcrState, r: &Recorded) -> Reply {
             .next()
             .and_then(|h| URL_SAFE_NO_PAD.decode(h).ok())
             .is_some_and(|h| String::from_utf8_lossy(&h).contains("x5t#S256"));
+        let claims: serde_json::Value = assertion
+            .split('.')
+            .nth(1)
+            .and_then(|p| URL_SAFE_NO_PAD.decode(p).ok())
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        let federated = state
+            .federated
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(id, iss, sub)| {
+                *id == client_id && claims["iss"] == iss.as_str() && claims["sub"] == sub.as_str()
+            });
         if state.entra_assertion.lock().unwrap().as_deref() == Some(assertion.as_str()) {
             "workload"
-        } else if {
-            let c = claims_of(&assertion);
-            state
-                .federated
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|(id, iss, sub)| {
-                    *id == client_id && c["iss"] == iss.as_str() && c["sub"] == sub.as_str()
-                })
-        } {
-            if claims_of(&assertion)["aud"] != "api://AzureADTokenExchange" {
+        } else if federated {
+            if claims["aud"] != "api://AzureADTokenExchange" {
                 return entra_error(
                     400,
                     "invalid_client",
