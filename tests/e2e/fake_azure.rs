@@ -6,6 +6,7 @@
 //! Usage: fake-azure --imds ADDR --acr ADDR --tls-cert PEM --tls-key PEM --signing-key DER
 //!                   --signing-cert DER --issuer NAME --user USER:PASS --deny-client-id GUID
 //!                   --service NAME --log FILE [--sp CLIENT:SECRET] [--cli-token FILE]
+//!                   [--federated CLIENT,ISSUER,SUBJECT]
 //!
 //! `--sp` registers a service principal's secret with the fake Entra ID (on the ACR address);
 //! `--cli-token` writes an AAD token the fakes accept, for a stand-in `az` to print.
@@ -94,6 +95,16 @@ fn main() {
             .lock()
             .unwrap()
             .push((id.to_string(), secret.to_string()));
+    }
+    if let Some(fed) = optional("--federated") {
+        let parts: Vec<&str> = fed.split(',').collect();
+        if let [client, issuer, subject] = parts.as_slice() {
+            acr.state.federated.lock().unwrap().push((
+                client.to_string(),
+                issuer.to_string(),
+                subject.to_string(),
+            ));
+        }
     }
     if let Some(file) = optional("--cli-token") {
         let now = support::fakes::now();

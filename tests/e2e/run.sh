@@ -67,6 +67,7 @@ DENIED_CLIENT_ID=99999999-8888-7777-6666-555555555555
 SP_CLIENT_ID=5e0b7c1a-1111-4222-8333-944455556666
 SP_SECRET=e2e-sp-secret-0123456789
 SP_TENANT=8a0e1c2d-3b4f-4a5e-9c6d-7e8f9a0b1c2d
+POD_CLIENT_ID=c0ffee00-1111-4222-8333-444455556666
 
 # Names → loopback, in this mount namespace only.
 cp /etc/hosts "$work/hosts"
@@ -96,7 +97,8 @@ export SSL_CERT_FILE="$work/bundle.pem"
   --tls-cert tls-chain.pem --tls-key tls.key --signing-key signing.der --signing-cert signing-cert.der \
   --issuer "Azure Container Registry" --user pusher:pusher-secret \
   --deny-client-id "$DENIED_CLIENT_ID" --service "$REG" --log events.jsonl \
-  --sp "$SP_CLIENT_ID:$SP_SECRET" --cli-token "$work/az.token" >fake.out 2>&1 &
+  --sp "$SP_CLIENT_ID:$SP_SECRET" --cli-token "$work/az.token" \
+  --federated "$POD_CLIENT_ID,https://oidc.cluster.example,system:serviceaccount:apps:web" >fake.out 2>&1 &
 pids+=($!)
 
 mkdir -p registry-data
@@ -320,6 +322,32 @@ az_pull() {
 check "skopeo pulls through the Azure CLI's sign-in (a stand-in az on PATH)" az_pull
 printf '{}\n' >acr.json
 rm -rf "$work/cache" bin/az
+
+# ---------------------------------------------------------------- a pod's own identity, as the kubelet hands it over
+# A service account token as the cluster's issuer mints it for api://AzureADTokenExchange; the
+# registry is reached with the credentials kubelet mode returns, through skopeo --creds (the
+# username/password path containerd's CRI takes). The node's identity is never asked.
+printf '{"pod_identity": "required"}\n' >acr.json
+rm -rf "$work/cache"
+pod_identity_pull() {
+  local sa response user pass imds_before
+  sa=$(python3 -c 'import base64,json,time
+b=lambda o: base64.urlsafe_b64encode(json.dumps(o).encode()).rstrip(b"=").decode()
+now=int(time.time())
+print(b({"alg":"RS256","typ":"JWT"})+"."+b({"iss":"https://oidc.cluster.example","sub":"system:serviceaccount:apps:web","aud":["api://AzureADTokenExchange"],"iat":now,"nbf":now,"exp":now+3600})+".c2ln")')
+  imds_before=$(grep -c '"party":"imds"' events.jsonl || true)
+  response=$(printf '{"kind":"CredentialProviderRequest","apiVersion":"credentialprovider.kubelet.k8s.io/v1","image":"%s","serviceAccountToken":"%s","serviceAccountAnnotations":{"azure.workload.identity/client-id":"%s","azure.workload.identity/tenant-id":"%s"}}' \
+    "$REG/e2e/hello" "$sa" "$POD_CLIENT_ID" "$SP_TENANT" | AZURE_AUTHORITY_HOST="https://$TOKENS" docker-credential-acr kubelet) || return 1
+  user=$(printf '%s' "$response" | python3 -c 'import json,sys; print(json.load(sys.stdin)["auth"]["'"$REG"'"]["username"])')
+  pass=$(printf '%s' "$response" | python3 -c 'import json,sys; sys.stdout.write(json.load(sys.stdin)["auth"]["'"$REG"'"]["password"])')
+  skopeo inspect --authfile auth-none.json --creds "$user:$pass" "docker://$IMAGE" | grep -q "sha256:$manifest_digest" || return 1
+  grep '"party":"entra"' events.jsonl | tail -1 | grep -q "\"kind\":\"pod\"" &&
+    grep '"party":"entra"' events.jsonl | tail -1 | grep -q "\"client_id\":\"$POD_CLIENT_ID\"" &&
+    [ "$(grep -c '"party":"imds"' events.jsonl || true)" = "$imds_before" ]
+}
+check "kubelet mode with a pod's service account token: the pod's identity pulls (skopeo --creds)" pod_identity_pull
+printf '{}\n' >acr.json
+rm -rf "$work/cache"
 
 # ---------------------------------------------------------------- a served name that does not resolve fails in seconds
 # Only loopback exists here, so the lookup fails as it does on a machine with a typo'd name or

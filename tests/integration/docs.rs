@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 
 use crate::support::World;
 
-const CONFIG_KEYS: [&str; 6] = [
+const CONFIG_KEYS: [&str; 7] = [
+    "pod_identity",
     "identity",
     "resource",
     "tenant",
@@ -193,13 +194,21 @@ fn every_command_line_in_the_docs_runs() {
 fn the_kubelet_provider_config_shown_is_what_configure_prints() {
     let w = World::new();
     let printed = w.run(&["configure", "kubelet"], "", &[]).stdout;
+    let with_pods = w
+        .run(&["configure", "kubelet", "--pod-identity"], "", &[])
+        .stdout;
     let shown: Vec<Block> = blocks()
         .into_iter()
         .filter(|b| b.lang == "yaml" && b.text.contains("kind: CredentialProviderConfig"))
         .collect();
-    assert!(!shown.is_empty());
+    assert!(shown.len() >= 2);
     for b in shown {
-        assert_eq!(b.text, printed, "{}: the provider config is stale", b.file);
+        let want = if b.text.contains("tokenAttributes") {
+            &with_pods
+        } else {
+            &printed
+        };
+        assert_eq!(&b.text, want, "{}: the provider config is stale", b.file);
     }
     // The paths the kubelet flags name are the ones the install steps write.
     let kubernetes = std::fs::read_to_string(root().join("docs/kubernetes.md")).unwrap();

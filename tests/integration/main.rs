@@ -12,6 +12,7 @@ mod faults;
 mod firsthour;
 mod get;
 mod kubelet;
+mod pods;
 mod principals;
 mod properties;
 mod sources;

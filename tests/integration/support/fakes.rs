@@ -654,7 +654,11 @@ fn entra_reply(state: &AcrState, r: &Recorded) -> Reply {
         if state.entra_assertion.lock().unwrap().as_deref() == Some(assertion.as_str()) {
             "workload"
         } else if federated {
-            if claims["aud"] != "api://AzureADTokenExchange" {
+            let aud_ok = claims["aud"] == "api://AzureADTokenExchange"
+                || claims["aud"]
+                    .as_array()
+                    .is_some_and(|a| a.iter().any(|x| x == "api://AzureADTokenExchange"));
+            if !aud_ok {
                 return entra_error(
                     400,
                     "invalid_client",
