@@ -132,7 +132,8 @@ fn parse_configure(args: &[&str]) -> Result<Command, Error> {
             a => registries.push(a.to_string()),
         }
     }
-    if registries.is_empty() || (force && remove) {
+    // `--remove` alone removes every entry of this helper's; adding needs registries.
+    if (registries.is_empty() && !remove) || (force && remove) {
         return Err(usage());
     }
     Ok(Command::Configure {
@@ -266,7 +267,8 @@ podman     edits $REGISTRY_AUTH_FILE, else $XDG_CONFIG_HOME/containers/auth.json
            edit PATH instead
 --force    replace another helper's credHelpers entry for REGISTRY (without it, configure
            refuses and changes nothing)
---remove   remove this helper's credHelpers entries for REGISTRY (to go back to `docker login`)
+--remove   remove this helper's credHelpers entries for REGISTRY (to go back to `docker login`);
+           with no REGISTRY, every entry that names this helper (what uninstalling does)
 kubelet    prints a CredentialProviderConfig on stdout (YAML, or JSON with --json); errors go to
            stderr, so `configure kubelet > file` never writes an error into the file
 --pod-identity
@@ -340,6 +342,10 @@ mod tests {
         ));
         assert!(parse(&["configure", "docker", "--force", "--remove", "a.azurecr.io"]).is_err());
         assert!(parse(&["configure", "docker"]).is_err());
+        assert!(matches!(
+            parse(&["configure", "docker", "--remove"]).unwrap(),
+            Command::Configure { action: Action::Remove, ref registries, .. } if registries.is_empty()
+        ));
     }
 
     #[test]

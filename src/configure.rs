@@ -189,6 +189,16 @@ fn remove(
     let Some(helpers) = helpers.as_object_mut() else {
         return Err("`credHelpers` is not an object; it was left untouched".into());
     };
+    // No registry named: every entry of this helper's.
+    let hosts = if hosts.is_empty() {
+        helpers
+            .iter()
+            .filter(|(_, v)| v.as_str() == Some(HELPER_NAME))
+            .map(|(k, _)| hosts::normalize(k))
+            .collect()
+    } else {
+        hosts
+    };
     for host in hosts {
         // Entries may have been written by hand with a scheme or in another case.
         let keys: Vec<String> = helpers
