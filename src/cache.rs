@@ -369,6 +369,7 @@ impl<'a> Cache<'a> {
         match refresh() {
             Ok(token) => {
                 self.write(key, &token);
+                self.clear_failure(&key.registry);
                 Ok(Grant {
                     expires_at: token.claims.exp,
                     token: token.token,
@@ -385,6 +386,43 @@ impl<'a> Cache<'a> {
                 }
                 _ => Err(e),
             },
+        }
+    }
+
+    /// Keeps a registry's last failure (time and the one-line message, which never holds a
+    /// token) for `doctor`: docker CLI 28 shows only the registry's "unauthorized".
+    pub fn record_failure(&self, registry: &str, message: &str) {
+        let Some(dir) = self.writable_dir() else {
+            return;
+        };
+        let entry = serde_json::json!({
+            "registry": registry,
+            "at": self.ctx.now(),
+            "message": message,
+        });
+        let path = dir.join(format!("{}.failure", failure_stem(registry)));
+        let _ = files::write_atomic(&path, entry.to_string().as_bytes(), 0o600);
+    }
+
+    /// The last failure recorded for `registry`: when, and the message.
+    pub fn last_failure(&self, registry: &str) -> Option<(u64, String)> {
+        let dir = self.readable_dir()?;
+        let path = dir.join(format!("{}.failure", failure_stem(registry)));
+        let file = files::open_nofollow(&path).ok()?;
+        let Capped::Text(text) = files::read_file_capped(file, MAX_ENTRY_BYTES).ok()? else {
+            return None;
+        };
+        let v: serde_json::Value = serde_json::from_str(&text).ok()?;
+        if v["registry"] != registry {
+            return None;
+        }
+        Some((v["at"].as_u64()?, v["message"].as_str()?.to_string()))
+    }
+
+    /// Forgets a registry's last failure once a token was had again.
+    pub fn clear_failure(&self, registry: &str) {
+        if let Some(dir) = self.readable_dir() {
+            let _ = fs::remove_file(dir.join(format!("{}.failure", failure_stem(registry))));
         }
     }
 
@@ -432,6 +470,20 @@ impl<'a> Cache<'a> {
             })
             .filter_map(|p| read_entry(&p).map(|e| (p, e)))
     }
+}
+
+/// The registry as a file name, for its failure record.
+fn failure_stem(registry: &str) -> String {
+    registry
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
 }
 
 /// `iat` if the token has a plausible one, else now.

@@ -97,6 +97,30 @@ pub fn routes(path: &Path, host: Option<&str>) -> Vec<String> {
     out
 }
 
+/// With `"credsStore": "acr"`, every registry's login goes to this helper, which keeps none:
+/// the `auths` entries of registries it does not serve (whose logins are thereby lost), else
+/// `None`. `serves` decides what is served.
+pub fn stranded_logins(path: &Path, serves: impl Fn(&str) -> bool) -> Option<Vec<String>> {
+    let Ok(Capped::Text(text)) = files::read_capped(path, MAX_CLIENT_CONFIG) else {
+        return None;
+    };
+    let doc: serde_json::Value = serde_json::from_str(&text).ok()?;
+    if doc.get("credsStore").and_then(|v| v.as_str()) != Some(HELPER_NAME) {
+        return None;
+    }
+    let others: Vec<String> = doc
+        .get("auths")
+        .and_then(|a| a.as_object())
+        .map(|a| {
+            a.keys()
+                .filter(|k| !serves(&hosts::normalize(k)))
+                .cloned()
+                .collect()
+        })
+        .unwrap_or_default();
+    Some(others)
+}
+
 /// The `--image-credential-provider-config` of a running kubelet, if one can be seen in /proc,
 /// and whether that file names this helper.
 pub fn kubelet_provider_config() -> Option<(PathBuf, bool)> {

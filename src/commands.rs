@@ -53,9 +53,19 @@ fn json_line(value: &impl serde::Serialize) -> Result<Vec<u8>, Error> {
     Ok(line)
 }
 
+/// Remembers a served registry's failure, for `doctor` (some clients hide the helper's error).
+fn remember<T>(ctx: &Context, server: &str, result: Result<T, Error>) -> Result<T, Error> {
+    if let Err(e) = &result
+        && !matches!(e, Error::NotFound | Error::MissingServerUrl)
+    {
+        Cache::new(ctx).record_failure(&hosts::normalize(server), &e.to_string());
+    }
+    result
+}
+
 fn get(ctx: &Context, input: impl Read, out: &mut dyn Write) -> Result<(), Error> {
     let server = protocol::read_request(input)?;
-    let grant = flow::get(ctx, &server)?;
+    let grant = remember(ctx, &server, flow::get(ctx, &server))?;
     let mut reply = Vec::new();
     protocol::write_credentials(
         &mut reply,
@@ -69,10 +79,17 @@ fn get(ctx: &Context, input: impl Read, out: &mut dyn Write) -> Result<(), Error
     write_all(out, &reply)
 }
 
+/// A login for a served registry is accepted and discarded (the identity is the source); one
+/// for any other registry fails visibly, so that no password is lost in silence.
 fn store(ctx: &Context, input: impl Read) -> Result<(), Error> {
-    protocol::drain(input);
-    ctx.log
-        .info("store: credentials are not stored; the machine's identity is the source");
+    let text = protocol::read_request(input)?;
+    let host = hosts::normalize(&protocol::parse_store(&text)?);
+    if !ctx.config.serves(&host) {
+        return Err(Error::StoreRefused { registry: host });
+    }
+    ctx.log.info(format_args!(
+        "store: the login for {host} is not kept; this helper gets tokens from an Azure identity"
+    ));
     Ok(())
 }
 
@@ -119,7 +136,7 @@ fn kubelet(ctx: &Context, input: impl Read, out: &mut dyn Write) -> Result<(), E
             .debug(format_args!("kubelet: {image}: pulling as the {identity}"));
     }
     let chosen = pod.map(|identity| (identity, crate::identity::Reason::ServiceAccount));
-    let line = match flow::get_as(ctx, &key, chosen) {
+    let line = match remember(ctx, &key, flow::get_as(ctx, &key, chosen)) {
         Ok(grant) => json_line(&kubelet::response_for(&key, &grant, ctx.now()))?,
         Err(Error::NotFound | Error::MissingServerUrl) => {
             ctx.log.debug(format_args!(

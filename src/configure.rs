@@ -39,6 +39,8 @@ pub struct Outcome {
     pub removed: Vec<String>,
     /// `--remove` of a registry not routed here, and where it is routed instead, if anywhere.
     pub not_ours: Vec<(String, Option<String>)>,
+    /// Things the user should fix by hand.
+    pub warnings: Vec<String>,
 }
 
 impl Outcome {
@@ -69,6 +71,10 @@ impl Outcome {
                 )),
                 None => text.push_str(&format!("not configured: {host} in {path}\n")),
             }
+        }
+        for w in &self.warnings {
+            text.push_str(w);
+            text.push('\n');
         }
         text
     }
@@ -128,6 +134,17 @@ pub fn apply(
     match action {
         Action::Add { force } => add(object, hosts_named, force, &mut outcome).map_err(fail)?,
         Action::Remove => remove(object, hosts_named, &mut outcome).map_err(fail)?,
+    }
+    if let Some(others) = crate::clients::stranded_logins(path, |h| config.serves(h)) {
+        outcome.warnings.push(format!(
+            "warning: \"credsStore\": \"{HELPER_NAME}\" in {} sends every registry's login here, and this helper keeps none{}; remove \"credsStore\" — the credHelpers entries are all it needs",
+            path.display(),
+            if others.is_empty() {
+                String::new()
+            } else {
+                format!(" (the stored logins for {} are not used)", others.join(", "))
+            }
+        ));
     }
     let changed =
         !(outcome.added.is_empty() && outcome.replaced.is_empty() && outcome.removed.is_empty());

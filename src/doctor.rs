@@ -139,6 +139,15 @@ pub fn diagnose(ctx: &Context, registry_arg: Option<&str>, out: &mut dyn Write) 
             .map(|h| format!(" for {h}"))
             .unwrap_or_default()
     );
+    if let Some(host) = &host
+        && let Some((at, message)) = Cache::new(ctx).last_failure(host)
+    {
+        r.line(
+            Mark::Info,
+            "last get",
+            format!("for {host} at {} failed: {message}", utc(at)),
+        );
+    }
     r.line(
         Mark::Info,
         "config",
@@ -318,6 +327,26 @@ fn wiring(ctx: &Context, host: Option<&str>, r: &mut Report) {
                 host.unwrap_or("any registry")
             ),
         );
+    }
+    for path in clients::read_paths(Client::Docker, &ctx.env) {
+        if let Some(stranded) = clients::stranded_logins(&path, |h| ctx.config.serves(h)) {
+            let lost = if stranded.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (the logins stored for {} are not used)",
+                    stranded.join(", ")
+                )
+            };
+            r.line(
+                Mark::Info,
+                "credsStore",
+                format!(
+                    "warning: {} sends every registry's login to this helper, which keeps none{lost}; a `docker login` to another registry fails — remove \"credsStore\" and use \"credHelpers\" (configure docker REGISTRY)",
+                    path.display()
+                ),
+            );
+        }
     }
     match on_path(ctx) {
         Some(p) => r.line(

@@ -164,6 +164,12 @@ pub enum Error {
         hint: String,
     },
 
+    /// `store` for a registry this helper does not serve: the login would be lost.
+    #[error(
+        "the login for {registry} was NOT saved: this helper stores no passwords and does not serve {registry}. It is probably \"credsStore\" in your Docker config, which sends every registry's login here; remove \"credsStore\" and wire only your ACR registries with \"credHelpers\" (docker-credential-acr configure docker <registry>), then log in again"
+    )]
+    StoreRefused { registry: String },
+
     #[error("no pod identity for {registry}: {why}")]
     PodIdentity { registry: String, why: String },
 

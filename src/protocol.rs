@@ -51,6 +51,24 @@ pub fn read_request(mut input: impl Read) -> Result<String, Error> {
     Ok(text.trim().to_string())
 }
 
+/// The registry of a `store` request (`{"ServerURL", "Username", "Secret"}`). The error never
+/// quotes the request: it holds a password.
+pub fn parse_store(text: &str) -> Result<String, Error> {
+    #[derive(serde::Deserialize)]
+    struct Store {
+        #[serde(rename = "ServerURL")]
+        server_url: String,
+    }
+    serde_json::from_str::<Store>(text)
+        .map(|s| s.server_url)
+        .map_err(|e| {
+            Error::BadRequest(format!(
+                "a store request must be {{\"ServerURL\", \"Username\", \"Secret\"}} ({}); nothing was stored",
+                crate::secret::redact_serde(&e)
+            ))
+        })
+}
+
 /// Reads and discards all of stdin (for `store` and `list`, whose payload does not matter).
 pub fn drain(mut input: impl Read) {
     let _ = io::copy(&mut input.by_ref().take(1 << 20), &mut io::sink());

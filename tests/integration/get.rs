@@ -390,7 +390,12 @@ fn store_erase_list_version_and_help() {
     );
     assert_eq!((out.code, out.stdout.as_str()), (Some(0), ""), "{out}");
     let out = w.run(&["store"], "not json at all", &[]);
-    assert_eq!(out.code, Some(0), "{out}");
+    assert_eq!(
+        out.code,
+        Some(1),
+        "an unreadable login is not silently dropped: {out}"
+    );
+    assert!(out.stdout.contains("nothing was stored"), "{out}");
 
     let out = w.run(&["list"], "unused", &[]);
     assert_eq!((out.code, out.stdout.as_str()), (Some(0), "{}\n"), "{out}");

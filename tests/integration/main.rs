@@ -6,6 +6,7 @@ mod support;
 mod cache;
 mod cold;
 mod configure;
+mod credsstore;
 mod docs;
 mod doctor;
 mod faults;
