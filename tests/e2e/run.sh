@@ -14,12 +14,12 @@ root="$(cd "$here/../.." && pwd)"
 
 if [ -z "${E2E_IN_NAMESPACE:-}" ]; then
   missing=()
-  for tool in skopeo podman docker docker-registry openssl unshare ip sha256sum tar gzip python3 cargo; do
+  for tool in skopeo podman docker dockerd buildah ctr docker-registry openssl unshare ip sha256sum tar gzip python3 cargo; do
     command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
   done
   if [ ${#missing[@]} -gt 0 ]; then
     echo "e2e: missing tools: ${missing[*]}" >&2
-    echo "e2e: apt-get install -y --no-install-recommends skopeo docker-registry podman openssl iproute2 (docker CLI: docker.io)" >&2
+    echo "e2e: apt-get install -y --no-install-recommends skopeo docker-registry podman buildah docker.io containerd openssl iproute2" >&2
     exit 1
   fi
   if [ "$(id -u)" != 0 ]; then
@@ -38,10 +38,11 @@ start_time=$(date +%s)
 ip link set lo up
 work="$(mktemp -d /tmp/dca-e2e.XXXXXX)"
 pids=()
+dx=""
 cleanup() {
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; done
   wait 2>/dev/null
-  rm -rf "$work"
+  rm -rf "$work" ${dx:+"$dx"}
 }
 trap cleanup EXIT
 
@@ -62,6 +63,9 @@ die() { echo "e2e: setup failed: $*" >&2; exit 1; }
 
 REG=myreg.azurecr.io
 TOKENS=myregtokens.azurecr.io
+# The same registry on ::1: dockerd treats every registry in 127.0.0.0/8 as insecure and would
+# never check its certificate.
+REG6=myregv6.azurecr.io
 IMAGE="$REG/e2e/hello:v1"
 DENIED_CLIENT_ID=99999999-8888-7777-6666-555555555555
 SP_CLIENT_ID=5e0b7c1a-1111-4222-8333-944455556666
@@ -71,7 +75,7 @@ POD_CLIENT_ID=c0ffee00-1111-4222-8333-444455556666
 
 # Names → loopback, in this mount namespace only.
 cp /etc/hosts "$work/hosts"
-printf '127.0.0.1 %s\n127.0.0.2 %s\n' "$REG" "$TOKENS" >>"$work/hosts"
+printf '127.0.0.1 %s\n127.0.0.2 %s\n::1 %s\n' "$REG" "$TOKENS" "$REG6" >>"$work/hosts"
 mount --bind "$work/hosts" /etc/hosts || die "bind-mount hosts"
 
 # ---------------------------------------------------------------- PKI
@@ -80,7 +84,8 @@ cd "$work"
   openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=dca e2e CA" \
     -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
   openssl req -newkey rsa:2048 -nodes -keyout tls.key -out tls.csr -subj "/CN=$REG"
-  printf 'subjectAltName=DNS:%s,DNS:%s\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' "$REG" "$TOKENS" >tls.ext
+  printf 'subjectAltName=DNS:%s,DNS:%s,DNS:%s\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' "$REG" "$TOKENS" "$REG6" >tls.ext
+  openssl req -x509 -newkey rsa:2048 -nodes -keyout wrongca.key -out wrongca.pem -days 2 -subj "/CN=not the e2e CA"
   openssl x509 -req -in tls.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out tls.pem -days 2 -extfile tls.ext
   cat tls.pem ca.pem >tls-chain.pem
   openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out signing.pem
@@ -123,6 +128,9 @@ auth:
     rootcertbundle: $work/signing-cert.pem
 YAML
 docker-registry serve registry.yml >registry.log 2>&1 &
+pids+=($!)
+sed "s/addr: 127.0.0.1:443/addr: \"[::1]:443\"/" registry.yml >registry6.yml
+docker-registry serve registry6.yml >registry6.log 2>&1 &
 pids+=($!)
 # No Docker engine here: a stand-in daemon lets `docker pull` run its client side (credential
 # lookup) and records the X-Registry-Auth it would hand to the engine.
@@ -362,6 +370,66 @@ unresolvable_fails_fast() {
 }
 check "an unresolvable registry name fails in seconds and names DNS" unresolvable_fails_fast
 
+# ---------------------------------------------------------------- the real Docker Engine (dockerd), buildah, containerd
+# dockerd 20.10 in this mount namespace: tmpfs over the paths it writes outside its roots, the
+# test CA in certs.d for the ::1 registry, vfs storage, no bridge, no iptables. Pull and push
+# only: running a container would create cgroups on the host.
+IMAGE6="$REG6/e2e/hello:v1"
+for d in /run /etc/docker /var/tmp /var/lib/containers; do mkdir -p "$d" && mount -t tmpfs tmpfs "$d"; done
+mkdir -p "/etc/docker/certs.d/$REG6"
+cp ca.pem "/etc/docker/certs.d/$REG6/ca.crt"
+dx="$(mktemp -d /tmp/dx.XXXXXX)"   # short: containerd's socket paths must stay under 108 bytes
+# Without SSL_CERT_FILE: the engine must trust the registry through certs.d alone.
+env -u SSL_CERT_FILE dockerd --data-root "$dx/data" --exec-root "$dx/x" --host "unix://$dx/x/docker.sock" --pidfile "$dx/x/docker.pid" \
+  --storage-driver vfs --bridge=none --iptables=false --ip6tables=false --ip-masq=false >dockerd-real.log 2>&1 &
+pids+=($!)
+DH="unix://$dx/x/docker.sock"
+export DH work
+for _ in $(seq 100); do docker -H "$DH" version >/dev/null 2>&1 && break; sleep 0.1; done
+mkdir -p docker-helper6 docker-none6
+printf '{"credHelpers": {"%s": "acr"}}\n' "$REG6" >docker-helper6/config.json
+echo '{}' >docker-none6/config.json
+printf '{}\n' >acr.json
+rm -rf "$work/cache"
+dk() { DOCKER_HOST="$DH" DOCKER_CONFIG="$work/docker-helper6" docker "$@"; }
+check "Docker Engine (dockerd $(dockerd --version | awk '{print $3}' | tr -d ,)) answers in the namespace" docker -H "$DH" version
+# First, before any connection to the registry exists to be reused: a wrong CA must fail.
+cp wrongca.pem "/etc/docker/certs.d/$REG6/ca.crt"
+check "with a wrong CA in certs.d the engine refuses the registry (x509): TLS is checked" \
+  bash -c "$(declare -f dk); out=\$(dk pull $IMAGE6 2>&1); printf '%s\n' \"\$out\"; printf '%s\n' \"\$out\" | grep -q 'x509'"
+cp ca.pem "/etc/docker/certs.d/$REG6/ca.crt"
+check "without the helper, the engine's pull is refused (unauthorized)" \
+  bash -c "$(declare -f refused); DOCKER_HOST=$DH DOCKER_CONFIG=$work/docker-none6 refused docker pull $IMAGE6"
+ev3=$(wc -l <events.jsonl)
+check "docker pull through credHelpers with the real engine" dk pull "$IMAGE6"
+engine_events=$(tail -n +"$((ev3 + 1))" events.jsonl)
+helper6_fp=$(printf %s "$REG6" | docker-credential-acr get | python3 -c 'import json,sys; sys.stdout.write(json.load(sys.stdin)["Secret"])' | fp)
+check "the engine traded the helper's refresh token at the realm (grant_type=refresh_token)" \
+  bash -c "printf '%s\n' \"\$1\" | grep '\"event\":\"token\"' | grep '\"grant\":\"refresh_token\"' | grep -q '\"refresh_token\":\"$helper6_fp\"'" _ "$engine_events"
+check "docker image inspect shows the pulled digest" bash -c "$(declare -f dk); dk image inspect --format '{{json .RepoDigests}}' $IMAGE6 | grep -q 'sha256:$manifest_digest'"
+imds_before=$(grep -c '"party":"imds"' events.jsonl || true); exchange_before=$(count exchange)
+check "after docker rmi, a second pull makes no IMDS call and no exchange" bash -c "$(declare -f dk); dk rmi $IMAGE6 >/dev/null && dk pull $IMAGE6 >/dev/null &&
+  [ \"\$(grep -c '\"party\":\"imds\"' events.jsonl)\" = $imds_before ] && [ \"\$(grep -c '\"event\":\"exchange\"' events.jsonl)\" = $exchange_before ]"
+check "docker push of a new tag through the helper" bash -c "$(declare -f dk); dk tag $IMAGE6 $REG6/e2e/hello:pushed && dk push $REG6/e2e/hello:pushed &&
+  skopeo inspect --authfile $work/auth-helper.json docker://$REG/e2e/hello:pushed | grep -q sha256"
+
+BUILDAH=(buildah --root "$work/buildah/root" --runroot "$work/buildah/run" --storage-driver vfs)
+check "buildah pull through credHelpers in its auth file" "${BUILDAH[@]}" pull --authfile auth-helper.json "$IMAGE"
+check "buildah push of a new tag through the helper" bash -c "${BUILDAH[*]} push --authfile auth-helper.json $IMAGE docker://$REG/e2e/hello:buildah &&
+  skopeo inspect --authfile auth-helper.json docker://$REG/e2e/hello:buildah | grep -q sha256"
+
+ctr_pull() { # the kubelet's username/password, as containerd's CRI uses them: ctr --user
+  local response user pass
+  response=$(printf '{"kind":"CredentialProviderRequest","apiVersion":"credentialprovider.kubelet.k8s.io/v1","image":"%s"}' \
+    "$IMAGE" | docker-credential-acr kubelet) || return 1
+  user=$(printf '%s' "$response" | python3 -c 'import json,sys; print(json.load(sys.stdin)["auth"]["'"$REG"'"]["username"])')
+  pass=$(printf '%s' "$response" | python3 -c 'import json,sys; sys.stdout.write(json.load(sys.stdin)["auth"]["'"$REG"'"]["password"])')
+  ctr --address "$dx/x/containerd/containerd.sock" --namespace e2e images pull --user "$user:$pass" "$IMAGE" >/dev/null || return 1
+  grep '"event":"token"' events.jsonl | tail -1 | grep '"grant":"password"' | grep -q '"user":"00000000-0000-0000-0000-000000000000"'
+}
+check "containerd (ctr --user) pulls with kubelet mode's credentials (grant_type=password, null-GUID user)" ctr_pull
+engine_summary="$engine_events"
+
 # ---------------------------------------------------------------- what the clients sent (for docs/clients.md)
 echo "# observed at the realm:"
 summarise() { printf '%s\n' "$2" | grep '"event":"token"' | python3 -c '
@@ -371,6 +439,8 @@ for m, g, c, ch in seen: print(f"#   {sys.argv[1]}: {m} grant={g} client_id={c} 
 summarise skopeo "$skopeo_events"
 summarise podman "$podman_events"
 summarise docker "$docker_events"
+summarise dockerd "$engine_summary"
+summarise ctr "$(grep '"grant":"password"' events.jsonl | tail -1)"
 
 echo "# e2e took $(( $(date +%s) - start_time )) s"
 echo "$passed passed, $failed failed"
