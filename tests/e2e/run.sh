@@ -428,6 +428,25 @@ ctr_pull() { # the kubelet's username/password, as containerd's CRI uses them: c
   grep '"event":"token"' events.jsonl | tail -1 | grep '"grant":"password"' | grep -q '"user":"00000000-0000-0000-0000-000000000000"'
 }
 check "containerd (ctr --user) pulls with kubelet mode's credentials (grant_type=password, null-GUID user)" ctr_pull
+ctr_pod_pull() { # a pod's own identity, as containerd gets it from the kubelet
+  local sa response user pass before
+  printf '{"pod_identity": "required"}\n' >acr.json
+  rm -rf "$work/cache"
+  sa=$(python3 -c 'import base64,json,time
+b=lambda o: base64.urlsafe_b64encode(json.dumps(o).encode()).rstrip(b"=").decode()
+now=int(time.time())
+print(b({"alg":"RS256","typ":"JWT"})+"."+b({"iss":"https://oidc.cluster.example","sub":"system:serviceaccount:apps:web","aud":["api://AzureADTokenExchange"],"iat":now,"nbf":now,"exp":now+3600})+".c2ln")')
+  before=$(grep -c '"kind":"pod"' events.jsonl || true)
+  response=$(printf '{"kind":"CredentialProviderRequest","apiVersion":"credentialprovider.kubelet.k8s.io/v1","image":"%s","serviceAccountToken":"%s","serviceAccountAnnotations":{"azure.workload.identity/client-id":"%s","azure.workload.identity/tenant-id":"%s"}}' \
+    "$IMAGE" "$sa" "$POD_CLIENT_ID" "$SP_TENANT" | AZURE_AUTHORITY_HOST="https://$TOKENS" docker-credential-acr kubelet) || return 1
+  printf '{}\n' >acr.json
+  user=$(printf '%s' "$response" | python3 -c 'import json,sys; print(json.load(sys.stdin)["auth"]["'"$REG"'"]["username"])')
+  pass=$(printf '%s' "$response" | python3 -c 'import json,sys; sys.stdout.write(json.load(sys.stdin)["auth"]["'"$REG"'"]["password"])')
+  ctr --address "$dx/x/containerd/containerd.sock" --namespace e2e-pod images pull --user "$user:$pass" "$IMAGE" >/dev/null || return 1
+  [ "$(grep -c '"kind":"pod"' events.jsonl)" -gt "$before" ] &&
+    grep '"event":"token"' events.jsonl | tail -1 | grep -q '"grant":"password"'
+}
+check "containerd (ctr --user) pulls with a pod identity's credentials from kubelet mode" ctr_pod_pull
 engine_summary="$engine_events"
 
 # ---------------------------------------------------------------- what the clients sent (for docs/clients.md)

@@ -297,6 +297,42 @@ fn github_actions_asks_for_a_fresh_id_token_every_time() {
 }
 
 #[test]
+fn azure_pipelines_federation_through_a_service_connection() {
+    let mut w = World::new();
+    entra(&mut w);
+    *w.acr.state.github_request_token.lock().unwrap() = Some("ado-access-token".into());
+    w.set_env(
+        "SYSTEM_OIDCREQUESTURI",
+        &format!("https://localhost:{}/pipelines/oidc", w.acr.server.port()),
+    );
+    w.set_env("SYSTEM_ACCESSTOKEN", "ado-access-token");
+    w.set_env("AZURESUBSCRIPTION_SERVICE_CONNECTION_ID", "conn-1");
+    w.set_env("AZURESUBSCRIPTION_TENANT_ID", TENANT);
+    w.set_env("AZURESUBSCRIPTION_CLIENT_ID", SP_ID);
+    let out = w.get("myreg.azurecr.io");
+    assert!(w.acr.state.issued.contains(&out.secret()), "{out}");
+    assert_secret_absent(&out, "ado-access-token");
+    let oidc: Vec<_> = w
+        .acr
+        .server
+        .recorded()
+        .into_iter()
+        .filter(|r| r.path == "/pipelines/oidc")
+        .collect();
+    assert_eq!(oidc.len(), 1);
+    assert_eq!(oidc[0].query("serviceConnectionId"), Some("conn-1"));
+    let calls = entra_requests(&w);
+    assert_eq!(calls[0].form_value("client_id").as_deref(), Some(SP_ID));
+    assert_eq!(w.imds.server.total(), 0);
+    // Without the access token mapped into the step: a clear error, no fall-through.
+    w.unset_env("SYSTEM_ACCESSTOKEN");
+    std::fs::remove_dir_all(w.cache_dir()).unwrap();
+    let line = w.get("myreg.azurecr.io").error_line();
+    assert!(line.contains("SYSTEM_ACCESSTOKEN"), "{line}");
+    assert_eq!(w.imds.server.total(), 0);
+}
+
+#[test]
 fn azure_cli_on_a_laptop_where_imds_is_silent() {
     let mut w = World::new();
     let hole = Blackhole::new();

@@ -476,6 +476,7 @@ fn acr_reply(state: &AcrState, r: &Recorded) -> Reply {
         }
         ("POST", p) if p.ends_with("/oauth2/v2.0/token") => entra_reply(state, r),
         ("GET", "/github/idtoken") => github_id_token(state, r),
+        ("POST", "/pipelines/oidc") => pipelines_oidc_token(state, r),
         (_, "/oauth2/token") => match &state.token_service {
             Some(ts) => ts.reply(state, r),
             None => oci_error(404, "NOT_FOUND", "no such endpoint"),
@@ -508,6 +509,31 @@ fn github_id_token(state: &AcrState, r: &Recorded) -> Reply {
         200,
         serde_json::json!({"count": 1, "value": token}).to_string(),
     )
+}
+
+/// Azure DevOps' OIDC endpoint: `POST ?api-version=7.1&serviceConnectionId=…` with the job's
+/// access token as Bearer (the same request token as GitHub's, for the fake) → `{"oidcToken"}`.
+fn pipelines_oidc_token(state: &AcrState, r: &Recorded) -> Reply {
+    let want = state.github_request_token.lock().unwrap().clone();
+    let bearer = r
+        .header("authorization")
+        .and_then(|h| h.strip_prefix("Bearer "));
+    if want.is_none() || bearer != want.as_deref() {
+        return Reply::json(401, r#"{"message":"bad access token"}"#);
+    }
+    if r.query("api-version") != Some("7.1")
+        || r.header("x-tfs-fedauthredirect") != Some("Suppress")
+        || r.query("serviceConnectionId").is_none()
+    {
+        return Reply::json(400, r#"{"message":"bad request"}"#);
+    }
+    let now = now();
+    let token = jwt(&serde_json::json!({
+        "iss": "https://vstoken.dev.azure.com/org", "sub": format!("sc://org/project/{}", r.query("serviceConnectionId").unwrap_or("")),
+        "aud": "api://AzureADTokenExchange", "iat": now, "nbf": now, "exp": now + 300, "jti": format!("ado-{}", SERIAL.fetch_add(1, Ordering::SeqCst)),
+    }));
+    state.github_issued.push(&token);
+    Reply::json(200, serde_json::json!({"oidcToken": token}).to_string())
 }
 
 /// Checks a certificate-signed client assertion as Entra ID does: PS256 signed by the
