@@ -13,7 +13,7 @@ use crate::http::{self, Body};
 use crate::identity::Identity;
 use crate::secret::{self, Secret};
 use crate::token::entra::{self, Credential, Grant};
-use crate::token::{self, AadToken, Detected, Detection, Scope, TokenSource, managed};
+use crate::token::{self, AadToken, Detected, Detection, Scope, TokenSource};
 
 const HEADLINE: &str = "Entra ID or GitHub's token service cannot be reached";
 const ADVICE: &str = "check the runner's network path and HTTPS_PROXY/NO_PROXY";
@@ -98,19 +98,10 @@ pub fn parse_id_token(body: &str) -> Result<Secret, String> {
 impl GithubActions {
     /// A fresh ID token for Entra ID's federation audience.
     fn id_token(&self, ctx: &Context, at: &At) -> Result<Secret, Error> {
-        let url = &self.request_url;
-        if !url.to_ascii_lowercase().starts_with("https://") {
-            return Err(at.unusable(
-                "ACTIONS_ID_TOKEN_REQUEST_URL is not https://; refusing to send the request token over plain HTTP".into(),
-            ));
-        }
-        let host = url[8..].split(['/', '?']).next().unwrap_or("");
-        let agent = http::remote_agent(&ctx.env, &ctx.log, host)
-            .map_err(|why| at.transport(why, ctx.deadline.budget().as_secs()))?;
         let authorization = format!("Bearer {}", self.request_token.expose());
         let audience = entra::federation_audience(&self.authority);
         let request = http::Request {
-            url,
+            url: &self.request_url,
             headers: &[
                 ("Authorization", authorization.as_str()),
                 ("Accept", "application/json"),
@@ -121,24 +112,13 @@ impl GithubActions {
         ctx.log.debug(format_args!(
             "GitHub Actions: GET the ID token for {audience}"
         ));
-        let (outcome, _) = http::retry(
-            &ctx.deadline,
-            managed::FIRST_RETRY,
-            || http::send(&agent, &request, &ctx.deadline, managed::PER_TRY),
-            http::remote_verdict,
-        );
-        let response = outcome.map_err(|why| at.transport(why, ctx.deadline.budget().as_secs()))?;
-        if response.status != 200 {
-            return Err(at.unusable(format!(
-                "GitHub's token service answered HTTP {} {}; does the job have `permissions: id-token: write`?",
-                response.status,
-                response.body_excerpt()
-            )));
-        }
-        parse_id_token(&response.body).map_err(|why| Error::IdentityResponse {
-            at: Box::new(at.clone()),
-            why,
-        })
+        token::ci_token(
+            ctx,
+            at,
+            &request,
+            "does the job have `permissions: id-token: write`?",
+            parse_id_token,
+        )
     }
 }
 

@@ -11,7 +11,7 @@ use crate::http::{self, Body};
 use crate::identity::Identity;
 use crate::secret::{self, Secret};
 use crate::token::entra::{self, Credential, Grant};
-use crate::token::{self, AadToken, Detected, Detection, Scope, TokenSource, managed};
+use crate::token::{self, AadToken, Detected, Detection, Scope, TokenSource};
 
 const HEADLINE: &str = "Entra ID or the Azure DevOps OIDC endpoint cannot be reached";
 const ADVICE: &str = "check the agent's network path and HTTPS_PROXY/NO_PROXY";
@@ -106,18 +106,9 @@ pub fn parse_oidc_token(body: &str) -> Result<Secret, String> {
 
 impl Pipelines {
     fn oidc_token(&self, ctx: &Context, at: &At) -> Result<Secret, Error> {
-        let url = &self.request_uri;
-        if !url.to_ascii_lowercase().starts_with("https://") {
-            return Err(at.unusable(
-                "SYSTEM_OIDCREQUESTURI is not https://; refusing to send the access token over plain HTTP".into(),
-            ));
-        }
-        let host = url[8..].split(['/', '?']).next().unwrap_or("");
-        let agent = http::remote_agent(&ctx.env, &ctx.log, host)
-            .map_err(|why| at.transport(why, ctx.deadline.budget().as_secs()))?;
         let authorization = format!("Bearer {}", self.access_token.expose());
         let request = http::Request {
-            url,
+            url: &self.request_uri,
             headers: &[
                 ("Authorization", authorization.as_str()),
                 ("X-TFS-FedAuthRedirect", "Suppress"),
@@ -128,24 +119,13 @@ impl Pipelines {
             ],
             body: Body::Json(""),
         };
-        let (outcome, _) = http::retry(
-            &ctx.deadline,
-            managed::FIRST_RETRY,
-            || http::send(&agent, &request, &ctx.deadline, managed::PER_TRY),
-            http::remote_verdict,
-        );
-        let response = outcome.map_err(|why| at.transport(why, ctx.deadline.budget().as_secs()))?;
-        if response.status != 200 {
-            return Err(at.unusable(format!(
-                "the Azure DevOps OIDC endpoint answered HTTP {} {}; is SYSTEM_ACCESSTOKEN mapped into this step, and may the pipeline use the service connection?",
-                response.status,
-                response.body_excerpt()
-            )));
-        }
-        parse_oidc_token(&response.body).map_err(|why| Error::IdentityResponse {
-            at: Box::new(at.clone()),
-            why,
-        })
+        token::ci_token(
+            ctx,
+            at,
+            &request,
+            "is SYSTEM_ACCESSTOKEN mapped into this step, and may the pipeline use the service connection?",
+            parse_oidc_token,
+        )
     }
 }
 
