@@ -75,7 +75,7 @@ POD_CLIENT_ID=c0ffee00-1111-4222-8333-444455556666
 
 # Names → loopback, in this mount namespace only.
 cp /etc/hosts "$work/hosts"
-printf '127.0.0.1 %s\n127.0.0.2 %s\n::1 %s\n' "$REG" "$TOKENS" "$REG6" >>"$work/hosts"
+printf '127.0.0.1 %s registry.example\n127.0.0.2 %s\n::1 %s\n' "$REG" "$TOKENS" "$REG6" >>"$work/hosts"
 mount --bind "$work/hosts" /etc/hosts || die "bind-mount hosts"
 
 # ---------------------------------------------------------------- PKI
@@ -84,7 +84,7 @@ cd "$work"
   openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj "/CN=dca e2e CA" \
     -addext basicConstraints=critical,CA:TRUE -addext keyUsage=critical,keyCertSign,cRLSign
   openssl req -newkey rsa:2048 -nodes -keyout tls.key -out tls.csr -subj "/CN=$REG"
-  printf 'subjectAltName=DNS:%s,DNS:%s,DNS:%s\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' "$REG" "$TOKENS" "$REG6" >tls.ext
+  printf 'subjectAltName=DNS:%s,DNS:%s,DNS:%s,DNS:registry.example\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n' "$REG" "$TOKENS" "$REG6" >tls.ext
   openssl req -x509 -newkey rsa:2048 -nodes -keyout wrongca.key -out wrongca.pem -days 2 -subj "/CN=not the e2e CA"
   openssl x509 -req -in tls.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out tls.pem -days 2 -extfile tls.ext
   cat tls.pem ca.pem >tls-chain.pem
@@ -412,6 +412,22 @@ check "after docker rmi, a second pull makes no IMDS call and no exchange" bash 
   [ \"\$(grep -c '\"party\":\"imds\"' events.jsonl)\" = $imds_before ] && [ \"\$(grep -c '\"event\":\"exchange\"' events.jsonl)\" = $exchange_before ]"
 check "docker push of a new tag through the helper" bash -c "$(declare -f dk); dk tag $IMAGE6 $REG6/e2e/hello:pushed && dk push $REG6/e2e/hello:pushed &&
   skopeo inspect --authfile $work/auth-helper.json docker://$REG/e2e/hello:pushed | grep -q sha256"
+
+# credsStore: every registry goes to the helper. ACR pulls work through the engine; a login to
+# a registry the helper does not serve fails visibly instead of losing the password.
+mkdir -p docker-store
+printf '{"credsStore": "acr"}\n' >docker-store/config.json
+check "under credsStore the engine pulls from ACR through the helper" \
+  bash -c "DOCKER_HOST=$DH DOCKER_CONFIG=$work/docker-store docker pull $REG6/e2e/hello:pushed"
+store_refused() {
+  local out
+  out=$(DOCKER_HOST="unix://$work/no-daemon.sock" DOCKER_CONFIG="$work/docker-store" \
+    docker login -u pusher --password-stdin registry.example <<<pusher-secret 2>&1) && { printf '%s\n' "$out"; return 1; }
+  printf '%s\n' "$out"
+  printf '%s\n' "$out" | grep -q "the login for registry.example was NOT saved" &&
+    ! grep -q '"auth"' "$work/docker-store/config.json"
+}
+check "under credsStore, docker login to a registry it does not serve fails visibly (no password lost in silence)" store_refused
 
 BUILDAH=(buildah --root "$work/buildah/root" --runroot "$work/buildah/run" --storage-driver vfs)
 check "buildah pull through credHelpers in its auth file" "${BUILDAH[@]}" pull --authfile auth-helper.json "$IMAGE"
