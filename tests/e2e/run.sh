@@ -380,7 +380,8 @@ mkdir -p "/etc/docker/certs.d/$REG6"
 cp ca.pem "/etc/docker/certs.d/$REG6/ca.crt"
 dx="$(mktemp -d /tmp/dx.XXXXXX)"   # short: containerd's socket paths must stay under 108 bytes
 # Without SSL_CERT_FILE: the engine must trust the registry through certs.d alone.
-env -u SSL_CERT_FILE dockerd --data-root "$dx/data" --exec-root "$dx/x" --host "unix://$dx/x/docker.sock" --pidfile "$dx/x/docker.pid" \
+# TMPDIR: containerd may dump its stacks there on shutdown; keep that inside the temp dir too.
+env -u SSL_CERT_FILE TMPDIR="$dx" dockerd --data-root "$dx/data" --exec-root "$dx/x" --host "unix://$dx/x/docker.sock" --pidfile "$dx/x/docker.pid" \
   --storage-driver vfs --bridge=none --iptables=false --ip6tables=false --ip-masq=false >dockerd-real.log 2>&1 &
 pids+=($!)
 DH="unix://$dx/x/docker.sock"

@@ -14,7 +14,7 @@ passed=0
 failed=0
 ok() { passed=$((passed + 1)); echo "ok - $1"; }
 fail() { failed=$((failed + 1)); echo "not ok - $1"; }
-check() { local name="$1"; shift; if "$@" >/tmp/dca-pkg-last.log 2>&1; then ok "$name"; else fail "$name"; sed 's/^/    | /' /tmp/dca-pkg-last.log | tail -20; fi; }
+check() { local name="$1"; shift; if "$@" >"$work/last.log" 2>&1; then ok "$name"; else fail "$name"; sed 's/^/    | /' "$work/last.log" | tail -20; fi; }
 
 for tool in dpkg-deb dpkg-shlibdeps help2man lintian debootstrap cloud-init python3; do
   command -v "$tool" >/dev/null || { echo "packaging: $tool missing (apt-get install dpkg-dev help2man lintian debootstrap cloud-init)" >&2; exit 1; }
@@ -31,7 +31,8 @@ trap cleanup EXIT
 # ---------------------------------------------------------------- the Debian package
 bash packaging/build-deb.sh
 deb="$(ls -t dist/docker-credential-acr_*.deb | head -1)"
-check "lintian reports no error" lintian --fail-on error --tag-display-limit 0 "$deb"
+# lintian leaves temp files behind: keep them in the work dir.
+check "lintian reports no error" env TMPDIR="$work" lintian --fail-on error --tag-display-limit 0 "$deb"
 check "Depends is computed (libc6)" bash -c "dpkg-deb -f '$deb' Depends | grep -q 'libc6 (>= '"
 check "the version is Cargo.toml's" bash -c "[ \"\$(dpkg-deb -f '$deb' Version)\" = \"\$(sed -n 's/^version = \"\\(.*\\)\"/\\1/p' Cargo.toml | head -1)\" ]"
 
