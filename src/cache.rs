@@ -52,17 +52,7 @@ impl Key {
 
     /// The file stem: the registry (readable) and a digest of the whole key.
     fn stem(&self) -> String {
-        let readable: String = self
-            .registry
-            .chars()
-            .map(|c| {
-                if c.is_ascii_alphanumeric() || c == '.' || c == '-' {
-                    c
-                } else {
-                    '_'
-                }
-            })
-            .collect();
+        let readable = file_safe(&self.registry);
         let full = format!(
             "{}\n{}\n{}\n{}",
             self.registry,
@@ -400,14 +390,14 @@ impl<'a> Cache<'a> {
             "at": self.ctx.now(),
             "message": message,
         });
-        let path = dir.join(format!("{}.failure", failure_stem(registry)));
+        let path = dir.join(format!("{}.failure", file_safe(registry)));
         let _ = files::write_atomic(&path, entry.to_string().as_bytes(), 0o600);
     }
 
     /// The last failure recorded for `registry`: when, and the message.
     pub fn last_failure(&self, registry: &str) -> Option<(u64, String)> {
         let dir = self.readable_dir()?;
-        let path = dir.join(format!("{}.failure", failure_stem(registry)));
+        let path = dir.join(format!("{}.failure", file_safe(registry)));
         let file = files::open_nofollow(&path).ok()?;
         let Capped::Text(text) = files::read_file_capped(file, MAX_ENTRY_BYTES).ok()? else {
             return None;
@@ -422,7 +412,7 @@ impl<'a> Cache<'a> {
     /// Forgets a registry's last failure once a token was had again.
     pub fn clear_failure(&self, registry: &str) {
         if let Some(dir) = self.readable_dir() {
-            let _ = fs::remove_file(dir.join(format!("{}.failure", failure_stem(registry))));
+            let _ = fs::remove_file(dir.join(format!("{}.failure", file_safe(registry))));
         }
     }
 
@@ -472,8 +462,8 @@ impl<'a> Cache<'a> {
     }
 }
 
-/// The registry as a file name, for its failure record.
-fn failure_stem(registry: &str) -> String {
+/// A registry as part of a file name: letters, digits, `.` and `-` kept, anything else `_`.
+fn file_safe(registry: &str) -> String {
     registry
         .chars()
         .map(|c| {

@@ -7,7 +7,6 @@
 //! cache. The report says which step broke first and how to fix it.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::acr::{Challenge, RefreshToken};
@@ -15,6 +14,7 @@ use crate::cache::{Cache, Freshness, REFRESH_MARGIN};
 use crate::clients::{self, Client};
 use crate::context::Context;
 use crate::error::Error;
+use crate::files;
 use crate::flow::{self, Observer, Step};
 use crate::hosts;
 use crate::jwt::Audience;
@@ -348,7 +348,7 @@ fn wiring(ctx: &Context, host: Option<&str>, r: &mut Report) {
             );
         }
     }
-    match on_path(ctx) {
+    match files::find_program(ctx.env.get("PATH"), "docker-credential-acr") {
         Some(p) => r.line(
             Mark::Ok,
             "path",
@@ -359,15 +359,6 @@ fn wiring(ctx: &Context, host: Option<&str>, r: &mut Report) {
             "docker-credential-acr is not on PATH, where clients look for it; install it to /usr/local/bin (./install.sh)",
         ),
     }
-}
-
-fn on_path(ctx: &Context) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt as _;
-    ctx.env.get("PATH")?.split(':').find_map(|dir| {
-        let p = Path::new(dir).join("docker-credential-acr");
-        let meta = std::fs::metadata(&p).ok()?;
-        (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(p)
-    })
 }
 
 /// `2026-11-22 03:04:05 UTC (in 2h57m)` / `(5m ago)`.

@@ -124,13 +124,19 @@ pub fn open_lock_file(path: &Path, mode: u32) -> io::Result<File> {
         .open(path)
 }
 
-/// Reads an open file as UTF-8, at most `cap` bytes.
-pub fn read_file_capped(file: File, cap: u64) -> io::Result<Capped> {
+/// Reads at most `cap` bytes of an open file (no further than `cap + 1`); `None` when there is
+/// more.
+fn read_at_most(file: File, cap: u64) -> io::Result<Option<Vec<u8>>> {
     let mut bytes = Vec::new();
     file.take(cap + 1).read_to_end(&mut bytes)?;
-    if bytes.len() as u64 > cap {
+    Ok((bytes.len() as u64 <= cap).then_some(bytes))
+}
+
+/// Reads an open file as UTF-8, at most `cap` bytes.
+pub fn read_file_capped(file: File, cap: u64) -> io::Result<Capped> {
+    let Some(bytes) = read_at_most(file, cap)? else {
         return Ok(Capped::TooLarge);
-    }
+    };
     String::from_utf8(bytes)
         .map(Capped::Text)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidData, "not UTF-8 text"))
@@ -159,17 +165,20 @@ pub fn read_private(path: &Path, what: &str, cap: u64) -> Result<Vec<u8>, String
             meta.mode() & 0o7777
         ));
     }
-    let file = File::open(path).map_err(|e| format!("cannot read {what} {shown} ({e})"))?;
-    let mut bytes = Vec::new();
-    file.take(cap + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| format!("cannot read {what} {shown} ({e})"))?;
-    if bytes.len() as u64 > cap {
-        return Err(format!(
-            "{what} {shown} is larger than {cap} bytes; is it the right file?"
-        ));
-    }
-    Ok(bytes)
+    File::open(path)
+        .and_then(|file| read_at_most(file, cap))
+        .map_err(|e| format!("cannot read {what} {shown} ({e})"))?
+        .ok_or_else(|| format!("{what} {shown} is larger than {cap} bytes; is it the right file?"))
+}
+
+/// `program` in one of the directories of a `PATH` value, if it is an executable file there.
+pub fn find_program(path_var: Option<&str>, program: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt as _;
+    path_var?.split(':').find_map(|dir| {
+        let p = Path::new(dir).join(program);
+        let meta = fs::metadata(&p).ok()?;
+        (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(p)
+    })
 }
 
 /// This process's effective user id.

@@ -38,16 +38,6 @@ pub struct DeveloperCli {
     program: PathBuf,
 }
 
-/// `program` on the PATH of this context's environment.
-pub fn find_on_path(ctx: &Context, program: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt as _;
-    ctx.env.get("PATH")?.split(':').find_map(|dir| {
-        let p = Path::new(dir).join(program);
-        let meta = std::fs::metadata(&p).ok()?;
-        (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(p)
-    })
-}
-
 /// The modification time of the Azure CLI's profile (rewritten by `az login` and
 /// `az account set`), for cache keys; `None` when there is none.
 pub fn az_profile_stamp(ctx: &Context) -> Option<u64> {
@@ -93,7 +83,7 @@ fn detect(
             "the configuration names the {identity}"
         )));
     }
-    match find_on_path(ctx, program) {
+    match crate::files::find_program(ctx.env.get("PATH"), program) {
         Some(path) => {
             let mut found = Detected::new(
                 DeveloperCli {
