@@ -160,15 +160,6 @@ pub fn chain(ctx: &Context, identity: &Identity, scope: Scope) -> Result<Chain, 
     Ok(chain)
 }
 
-/// The first source of the chain is the one used, unless it is [`absent`].
-pub fn detect(ctx: &Context, identity: &Identity, scope: Scope) -> Result<Detected, Error> {
-    chain(ctx, identity, scope)?
-        .present
-        .into_iter()
-        .next()
-        .ok_or(Error::Internal("an empty source chain"))
-}
-
 /// Whether a failure of a source that `may_be_absent` means "not here": nothing answered at
 /// all (IMDS off Azure), or a CLI that is not signed in.
 pub fn absent(error: &Error) -> bool {
@@ -362,6 +353,11 @@ pub(crate) mod tests {
     use super::*;
     use crate::config::Config;
     use crate::env::{Deadline, Env, Level, Log, system_clock};
+
+    /// The first source of the chain: the one used, unless it turns out to be absent.
+    fn detect(ctx: &Context, identity: &Identity, scope: Scope) -> Result<Detected, Error> {
+        Ok(chain(ctx, identity, scope)?.present.remove(0))
+    }
 
     /// A context over `pairs` alone, as the sources' `detect` sees it.
     pub(crate) fn context(pairs: &[(&str, &str)]) -> Context {
