@@ -39,26 +39,13 @@ fn annotated(client_id: &str) -> serde_json::Value {
 /// A world whose Entra ID knows one federated credential: APP for the `apps/web` account.
 fn world() -> World {
     let mut w = World::new();
-    w.set_env(
-        "AZURE_AUTHORITY_HOST",
-        &format!("https://localhost:{}/", w.acr.server.port()),
-    );
-    w.set_env("NO_PROXY", "localhost");
+    w.use_fake_entra();
     w.acr.state.federated.lock().unwrap().push((
         APP.into(),
         ISSUER.into(),
         "system:serviceaccount:apps:web".into(),
     ));
     w
-}
-
-fn entra_calls(w: &World) -> Vec<crate::support::server::Recorded> {
-    w.acr
-        .server
-        .recorded()
-        .into_iter()
-        .filter(|r| r.path.ends_with("/oauth2/v2.0/token"))
-        .collect()
 }
 
 fn password(out: &crate::support::Out) -> String {
@@ -80,7 +67,7 @@ fn a_pod_pulls_with_its_annotated_identity() {
     );
     assert_eq!(out.code, Some(0), "{out}");
     assert!(w.acr.state.issued.contains(&password(&out)));
-    let calls = entra_calls(&w);
+    let calls = w.acr.entra_requests();
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].form_value("client_id").as_deref(), Some(APP));
     assert_eq!(
@@ -131,7 +118,7 @@ fn required_means_no_node_identity_ever() {
         assert!(!out.stderr.contains(&token), "{out}");
     }
     assert_eq!(w.imds.server.total(), 0);
-    assert_eq!(entra_calls(&w).len(), 0);
+    assert_eq!(w.acr.entra_requests().len(), 0);
 }
 
 #[test]
@@ -151,7 +138,7 @@ fn preferred_falls_back_to_the_node_and_off_ignores_the_pod() {
         1,
         "one node token, then the cache"
     );
-    assert_eq!(entra_calls(&w).len(), 0);
+    assert_eq!(w.acr.entra_requests().len(), 0);
     // Off for this registry: the pod's annotation is not used.
     w.write_config(r#"{"registries": {"myreg.azurecr.io": {"pod_identity": "off"}}}"#);
     let out = w.run(
@@ -160,7 +147,7 @@ fn preferred_falls_back_to_the_node_and_off_ignores_the_pod() {
         &[],
     );
     assert_eq!(out.code, Some(0), "{out}");
-    assert_eq!(entra_calls(&w).len(), 0);
+    assert_eq!(w.acr.entra_requests().len(), 0);
 }
 
 #[test]
@@ -195,7 +182,7 @@ fn federation_failures_say_what_to_fix() {
         "{out}"
     );
     assert_eq!(
-        entra_calls(&w).len(),
+        w.acr.entra_requests().len(),
         1,
         "the wrong-audience token was not sent"
     );
@@ -234,7 +221,11 @@ fn concurrent_pods_of_one_account_share_one_token_and_accounts_stay_apart() {
         handles.into_iter().map(|h| h.join().unwrap()).collect()
     });
     assert!(passwords.iter().all(|p| *p == passwords[0]));
-    assert_eq!(entra_calls(&w).len(), 1, "one Entra call for 32 pods");
+    assert_eq!(
+        w.acr.entra_requests().len(),
+        1,
+        "one Entra call for 32 pods"
+    );
     assert_eq!(w.acr.exchanges().len(), 1, "and one exchange");
     // Another service account: its own identity, its own entry.
     let batch = sa_token("apps", "batch", "api://AzureADTokenExchange");
@@ -244,16 +235,7 @@ fn concurrent_pods_of_one_account_share_one_token_and_accounts_stay_apart() {
         &[],
     ));
     assert_ne!(other, passwords[0]);
-    let entries = std::fs::read_dir(w.cache_dir())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "json")
-        })
-        .count();
+    let entries = w.cache_entries();
     assert_eq!(entries, 2);
 }
 

@@ -15,26 +15,8 @@ use crate::support::{Blackhole, World};
 const SP_ID: &str = "5e0b7c1a-1111-4222-8333-944455556666";
 const SP_SECRET: &str = "sp-secret-value-0123456789";
 
-/// Entra ID is the fake registry's host, reached directly.
-fn entra(w: &mut World) {
-    w.set_env(
-        "AZURE_AUTHORITY_HOST",
-        &format!("https://localhost:{}/", w.acr.server.port()),
-    );
-    w.set_env("NO_PROXY", "localhost");
-}
-
-fn entra_requests(w: &World) -> Vec<crate::support::server::Recorded> {
-    w.acr
-        .server
-        .recorded()
-        .into_iter()
-        .filter(|r| r.path.ends_with("/oauth2/v2.0/token"))
-        .collect()
-}
-
 fn sp_env(w: &mut World) {
-    entra(w);
+    w.use_fake_entra();
     w.acr
         .state
         .entra_secrets
@@ -161,7 +143,7 @@ fn service_principal_secret_from_the_environment() {
     );
     assert!(w.acr.state.issued.contains(&out.secret()), "{out}");
     assert_secret_absent(&out, SP_SECRET);
-    let reqs = entra_requests(&w);
+    let reqs = w.acr.entra_requests();
     assert_eq!(reqs.len(), 1);
     assert_eq!(reqs[0].path, format!("/{TENANT}/oauth2/v2.0/token"));
     assert_eq!(reqs[0].form_value("client_id").as_deref(), Some(SP_ID));
@@ -203,7 +185,7 @@ fn a_wrong_secret_is_named_and_never_falls_through() {
 #[test]
 fn service_principal_certificate_signs_a_fresh_assertion_each_time() {
     let mut w = World::new();
-    entra(&mut w);
+    w.use_fake_entra();
     let pem = certificate(&w);
     w.set_env("AZURE_TENANT_ID", TENANT);
     w.set_env("AZURE_CLIENT_ID", SP_ID);
@@ -214,7 +196,7 @@ fn service_principal_certificate_signs_a_fresh_assertion_each_time() {
     std::fs::remove_dir_all(w.cache_dir()).unwrap();
     w.set_env("AZURE_CLIENT_SEND_CERTIFICATE_CHAIN", "true");
     w.get("myreg.azurecr.io").secret();
-    let reqs = entra_requests(&w);
+    let reqs = w.acr.entra_requests();
     assert_eq!(reqs.len(), 2);
     let header = |r: &crate::support::server::Recorded| -> serde_json::Value {
         let a = r.form_value("client_assertion").unwrap();
@@ -233,7 +215,7 @@ fn service_principal_certificate_signs_a_fresh_assertion_each_time() {
 #[test]
 fn key_files_open_to_others_are_refused() {
     let mut w = World::new();
-    entra(&mut w);
+    w.use_fake_entra();
     let pem = certificate(&w);
     std::fs::set_permissions(&pem, std::fs::Permissions::from_mode(0o644)).unwrap();
     w.set_env("AZURE_TENANT_ID", TENANT);
@@ -244,7 +226,7 @@ fn key_files_open_to_others_are_refused() {
         line.contains("open to other users") && line.contains("chmod 600"),
         "{line}"
     );
-    assert_eq!(entra_requests(&w).len(), 0);
+    assert_eq!(w.acr.entra_requests().len(), 0);
     // A certificate that Entra ID does not know: its code and hint.
     std::fs::set_permissions(&pem, std::fs::Permissions::from_mode(0o600)).unwrap();
     w.acr.state.entra_certificates.lock().unwrap().clear();
@@ -258,7 +240,7 @@ fn key_files_open_to_others_are_refused() {
 #[test]
 fn github_actions_asks_for_a_fresh_id_token_every_time() {
     let mut w = World::new();
-    entra(&mut w);
+    w.use_fake_entra();
     *w.acr.state.github_request_token.lock().unwrap() = Some("gh-request-token".into());
     w.set_env(
         "ACTIONS_ID_TOKEN_REQUEST_URL",
@@ -288,7 +270,9 @@ fn github_actions_asks_for_a_fresh_id_token_every_time() {
         id_requests[0].query("audience"),
         Some("api://AzureADTokenExchange")
     );
-    let assertions: Vec<_> = entra_requests(&w)
+    let assertions: Vec<_> = w
+        .acr
+        .entra_requests()
         .iter()
         .map(|r| r.form_value("client_assertion").unwrap())
         .collect();
@@ -299,7 +283,7 @@ fn github_actions_asks_for_a_fresh_id_token_every_time() {
 #[test]
 fn azure_pipelines_federation_through_a_service_connection() {
     let mut w = World::new();
-    entra(&mut w);
+    w.use_fake_entra();
     *w.acr.state.github_request_token.lock().unwrap() = Some("ado-access-token".into());
     w.set_env(
         "SYSTEM_OIDCREQUESTURI",
@@ -321,7 +305,7 @@ fn azure_pipelines_federation_through_a_service_connection() {
         .collect();
     assert_eq!(oidc.len(), 1);
     assert_eq!(oidc[0].query("serviceConnectionId"), Some("conn-1"));
-    let calls = entra_requests(&w);
+    let calls = w.acr.entra_requests();
     assert_eq!(calls[0].form_value("client_id").as_deref(), Some(SP_ID));
     assert_eq!(w.imds.server.total(), 0);
     // Without the access token mapped into the step: a clear error, no fall-through.
@@ -435,7 +419,7 @@ fn a_hanging_cli_is_killed_at_the_deadline_with_its_children() {
 #[test]
 fn each_registry_can_have_its_own_principal() {
     let mut w = World::new();
-    entra(&mut w);
+    w.use_fake_entra();
     w.acr
         .state
         .entra_secrets
@@ -453,7 +437,7 @@ fn each_registry_can_have_its_own_principal() {
         secret_file.display()
     ));
     w.get("teama.azurecr.io").secret();
-    assert_eq!(entra_requests(&w).len(), 1);
+    assert_eq!(w.acr.entra_requests().len(), 1);
     w.get("other.azurecr.io").secret();
     let azd = calls(&w, "azd");
     assert_eq!(azd.len(), 1);
@@ -467,16 +451,7 @@ fn each_registry_can_have_its_own_principal() {
         1,
         "the rest use the managed identity"
     );
-    let entries = std::fs::read_dir(w.cache_dir())
-        .unwrap()
-        .filter(|e| {
-            e.as_ref()
-                .unwrap()
-                .path()
-                .extension()
-                .is_some_and(|x| x == "json")
-        })
-        .count();
+    let entries = w.cache_entries();
     assert_eq!(entries, 3, "one entry per registry and principal");
 
     // The secret file must be private.
@@ -523,7 +498,7 @@ fn switching_principals_never_serves_another_ones_token() {
     sp_env(&mut w);
     let sp = w.get("myreg.azurecr.io").secret();
     assert_ne!(machine, sp);
-    assert_eq!(entra_requests(&w).len(), 1);
+    assert_eq!(w.acr.entra_requests().len(), 1);
     // And back: the machine's cached token again, without a new request.
     for v in ["AZURE_CLIENT_SECRET", "AZURE_CLIENT_ID", "AZURE_TENANT_ID"] {
         w.unset_env(v);

@@ -18,21 +18,8 @@ fn workload(w: &mut World) -> std::path::PathBuf {
     w.set_env("AZURE_FEDERATED_TOKEN_FILE", file.to_str().unwrap());
     w.set_env("AZURE_CLIENT_ID", CLIENT_ID);
     w.set_env("AZURE_TENANT_ID", TENANT);
-    w.set_env(
-        "AZURE_AUTHORITY_HOST",
-        &format!("https://localhost:{}/", w.acr.server.port()),
-    );
-    w.set_env("NO_PROXY", "localhost");
+    w.use_fake_entra();
     file
-}
-
-fn entra_requests(w: &World) -> Vec<crate::support::server::Recorded> {
-    w.acr
-        .server
-        .recorded()
-        .into_iter()
-        .filter(|r| r.path.ends_with("/oauth2/v2.0/token"))
-        .collect()
 }
 
 fn app_service(w: &mut World) {
@@ -64,7 +51,7 @@ fn workload_identity_posts_the_assertion_to_entra() {
     workload(&mut w);
     let out = w.get("myreg.azurecr.io");
     assert!(w.acr.state.issued.contains(&out.secret()), "{out}");
-    let reqs = entra_requests(&w);
+    let reqs = w.acr.entra_requests();
     assert_eq!(reqs.len(), 1);
     let r = &reqs[0];
     assert_eq!(r.path, format!("/{TENANT}/oauth2/v2.0/token"));
@@ -107,7 +94,7 @@ fn workload_token_file_is_read_on_every_use() {
     *w.acr.state.entra_assertion.lock().unwrap() = Some("eyJyb3RhdGVk.eyJuZXcifQ.c2ln".into());
     w.run(&["erase"], "myreg.azurecr.io", &[]);
     w.get("myreg.azurecr.io").secret();
-    let reqs = entra_requests(&w);
+    let reqs = w.acr.entra_requests();
     assert_eq!(
         reqs[1].form_value("client_assertion").as_deref(),
         Some("eyJyb3RhdGVk.eyJuZXcifQ.c2ln")
@@ -134,7 +121,7 @@ fn workload_identity_refusals_and_plain_http_are_explained() {
         !out.stdout.contains(ASSERTION) && !out.stderr.contains(ASSERTION),
         "assertion leaked:\n{out}"
     );
-    assert_eq!(entra_requests(&w).len(), 1, "a refusal is not retried");
+    assert_eq!(w.acr.entra_requests().len(), 1, "a refusal is not retried");
 
     let mut w = World::new();
     workload(&mut w);
@@ -144,7 +131,7 @@ fn workload_identity_refusals_and_plain_http_are_explained() {
     );
     let line = w.get("myreg.azurecr.io").error_line();
     assert!(line.contains("not https://"), "{line}");
-    assert_eq!(entra_requests(&w).len(), 0);
+    assert_eq!(w.acr.entra_requests().len(), 0);
 
     let mut w = World::new();
     workload(&mut w);
@@ -164,7 +151,11 @@ fn workload_identity_refusals_and_plain_http_are_explained() {
         .unwrap()
         .push_back(Reply::new(503, "busy"));
     w.get("myreg.azurecr.io").secret();
-    assert_eq!(entra_requests(&w).len(), 2, "a 503 from Entra is retried");
+    assert_eq!(
+        w.acr.entra_requests().len(),
+        2,
+        "a 503 from Entra is retried"
+    );
 }
 
 #[test]
@@ -335,7 +326,10 @@ fn precedence_workload_then_app_service_then_arc_then_imds() {
     app_service(&mut w);
     workload(&mut w);
     w.get("myreg.azurecr.io").secret();
-    assert_eq!((entra_requests(&w).len(), w.imds.server.total()), (1, 0));
+    assert_eq!(
+        (w.acr.entra_requests().len(), w.imds.server.total()),
+        (1, 0)
+    );
 
     // App Service and Arc: App Service wins (IDENTITY_HEADER decides).
     let mut w = World::new();
@@ -361,6 +355,6 @@ fn precedence_workload_then_app_service_then_arc_then_imds() {
         line.contains("AZURE_FEDERATED_TOKEN_FILE") && line.contains("AZURE_TENANT_ID"),
         "{line}"
     );
-    assert_eq!(entra_requests(&w).len(), 0);
+    assert_eq!(w.acr.entra_requests().len(), 0);
     assert_eq!(w.imds.server.total(), 0, "no fall-through to IMDS");
 }

@@ -376,6 +376,15 @@ impl FakeAcr {
             .collect()
     }
 
+    /// Requests to the fake Entra ID's token endpoint (on the same server).
+    pub fn entra_requests(&self) -> Vec<Recorded> {
+        self.server
+            .recorded()
+            .into_iter()
+            .filter(|r| r.path.ends_with("/oauth2/v2.0/token"))
+            .collect()
+    }
+
     pub fn fail_exchange(&self, replies: impl IntoIterator<Item = Reply>) {
         self.state.exchange_faults.lock().unwrap().extend(replies);
     }

@@ -167,6 +167,29 @@ impl World {
         format!("localhost:{}", self.acr.server.port())
     }
 
+    /// Entra ID is the fake registry's host, reached directly (not through the proxy).
+    pub fn use_fake_entra(&mut self) {
+        self.set_env(
+            "AZURE_AUTHORITY_HOST",
+            &format!("https://localhost:{}/", self.acr.server.port()),
+        );
+        self.set_env("NO_PROXY", "localhost");
+    }
+
+    /// How many cache entries (`*.json`) the cache directory holds.
+    pub fn cache_entries(&self) -> usize {
+        std::fs::read_dir(self.cache_dir())
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .unwrap()
+                    .path()
+                    .extension()
+                    .is_some_and(|x| x == "json")
+            })
+            .count()
+    }
+
     pub fn set_env(&mut self, k: &str, v: &str) {
         self.env.retain(|(n, _)| n != k);
         self.env.push((k.into(), v.into()));
