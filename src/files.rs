@@ -127,7 +127,9 @@ pub fn open_lock_file(path: &Path, mode: u32) -> io::Result<File> {
 /// Reads at most `cap` bytes of an open file (no further than `cap + 1`); `None` when there is
 /// more.
 fn read_at_most(file: File, cap: u64) -> io::Result<Option<Vec<u8>>> {
-    let mut bytes = Vec::new();
+    // Room for the usual file (a cache entry, a configuration) up front, so that it is read in
+    // one call rather than in a series of doubling ones.
+    let mut bytes = Vec::with_capacity(cap.min(4 * 1024) as usize + 1);
     file.take(cap + 1).read_to_end(&mut bytes)?;
     Ok((bytes.len() as u64 <= cap).then_some(bytes))
 }

@@ -24,10 +24,12 @@ fn main() -> ExitCode {
         Command::Help(text) => return emit(text, ExitCode::SUCCESS),
         _ => {}
     }
-    let ctx = match Context::from_env(Env::from_process()) {
+    // Never dropped: the process ends right after the command, and the kernel frees its memory
+    // faster than walking the environment and configuration to free them one by one would.
+    let ctx = std::mem::ManuallyDrop::new(match Context::from_env(Env::from_process()) {
         Ok(ctx) => ctx,
         Err(e) => return fail(&command, &e),
-    };
+    });
     let mut stdout = std::io::stdout().lock();
     match commands::run(&command, &ctx, std::io::stdin().lock(), &mut stdout) {
         Ok(()) => ExitCode::SUCCESS,

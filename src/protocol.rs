@@ -32,7 +32,7 @@ pub struct Credentials<'a> {
 
 /// Reads the whole of stdin and trims it. Docker sends no newline; people typing do.
 pub fn read_request(mut input: impl Read) -> Result<String, Error> {
-    let mut bytes = Vec::new();
+    let mut bytes = Vec::with_capacity(256);
     input
         .by_ref()
         .take(MAX_REQUEST_BYTES + 1)
@@ -76,7 +76,10 @@ pub fn drain(mut input: impl Read) {
 
 /// Writes the `get` reply: one JSON object and a newline.
 pub fn write_credentials(mut out: impl Write, credentials: &Credentials) -> io::Result<()> {
-    let mut line = serde_json::to_vec(credentials).map_err(io::Error::other)?;
+    // Sized for the reply (escapes aside), so that it is built without regrowing.
+    let size = 64 + credentials.server_url.len() + credentials.username.len();
+    let mut line = Vec::with_capacity(size + credentials.secret.len());
+    serde_json::to_writer(&mut line, credentials).map_err(io::Error::other)?;
     line.push(b'\n');
     out.write_all(&line)
 }

@@ -1,11 +1,12 @@
-//! Benchmark: warm `get`, not-served `get` and the floor program, interleaved in one run; then
-//! the cold path with injected latency.
+//! Benchmark: warm `get`, not-served `get`, `version` (start-up alone) and the floor program,
+//! interleaved in one run; then the cold path with injected latency.
 //!
 //! Run with `bash tests/bench/run.sh` (it builds the floor first). Prints Markdown tables with
 //! medians, ratios to the floor, peak RSS and the stripped binary size, and the cold `get` as a
 //! multiple of the injected per-step latency D. It asserts only that the warm path made no
 //! network request and that parallel cold gets share one IMDS call and one exchange; timings are
-//! reported, never asserted. `HELPER_BIN` points the cold runs at another build (to compare).
+//! reported, never asserted. `HELPER_BIN` adds another build's warm `get` to the table and
+//! points the cold runs at it (to compare two builds in one run).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -142,7 +143,6 @@ fn main() {
     let floor = std::env::var("FLOOR_BIN").expect("FLOOR_BIN: run tests/bench/run.sh");
     let w = support::World::new();
     let secret = w.get("myreg.azurecr.io").secret();
-    let traffic = w.traffic();
 
     let dir = w.dir.path();
     let served = dir.join("served.txt");
@@ -160,6 +160,19 @@ fn main() {
     )
     .unwrap();
 
+    // Every program runs from a copy written the way a package manager installs a file (one
+    // sequential write), as users run it. The file the linker wrote, or one made by
+    // `std::fs::copy` (copy_file_range), can sit in the page cache in a shape that makes every
+    // start-up slower, and not by the same amount for every program.
+    let installed = |from: &str, name: &str| {
+        use std::os::unix::fs::PermissionsExt as _;
+        let to = dir.join(name);
+        std::fs::write(&to, std::fs::read(from).unwrap()).unwrap();
+        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+        to.display().to_string()
+    };
+    let floor = installed(&floor, "floor");
+    let helper = installed(support::bin(), "docker-credential-acr");
     let mut env = w.env.clone();
     env.push(("FLOOR_JSON".into(), floor_json.display().to_string()));
 
@@ -174,7 +187,7 @@ fn main() {
         },
         Subject {
             name: "docker-credential-acr get, warm cache",
-            program: support::bin().into(),
+            program: helper.clone(),
             args: vec!["get"],
             stdin: served.clone(),
             expect_ok: true,
@@ -182,13 +195,38 @@ fn main() {
         },
         Subject {
             name: "docker-credential-acr get, not-served host",
-            program: support::bin().into(),
+            program: helper.clone(),
             args: vec!["get"],
             stdin: not_served,
             expect_ok: false,
             samples: vec![],
         },
+        Subject {
+            name: "docker-credential-acr version (start-up alone)",
+            program: helper.clone(),
+            args: vec!["version"],
+            stdin: served.clone(),
+            expect_ok: true,
+            samples: vec![],
+        },
     ];
+    // Another build of the helper, to compare two builds in one run (same cache, same noise).
+    if let Ok(other) = std::env::var("HELPER_BIN") {
+        subjects.push(Subject {
+            name: "HELPER_BIN get, warm cache",
+            program: installed(&other, "other-docker-credential-acr"),
+            args: vec!["get"],
+            stdin: served.clone(),
+            expect_ok: true,
+            samples: vec![],
+        });
+    }
+    // Every subject's cache is warm (another build may key its entry differently); from here
+    // on, no run may touch the network.
+    for s in &subjects {
+        run_once(s, &env);
+    }
+    let traffic = w.traffic();
     // Warm-up, then interleave so that noise hits every subject alike.
     for s in &subjects {
         for _ in 0..10 {
