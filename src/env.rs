@@ -36,9 +36,14 @@ impl Env {
             .collect())
     }
 
-    /// Every variable, for a child process's environment.
+    /// Every variable, for a child process's environment: of two same-named ones only the
+    /// first, the one [`Env::get`] sees, so a child never runs with a value this process ignored.
     pub fn vars(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.0
+            .iter()
+            .enumerate()
+            .filter(|(i, (k, _))| !self.0[..*i].iter().any(|(earlier, _)| earlier == k))
+            .map(|(_, (k, v))| (k.as_str(), v.as_str()))
     }
 
     /// The variable's value, or `None` if unset or empty.
@@ -155,5 +160,8 @@ mod tests {
         let env = Env::from_pairs([("AZURE_CLIENT_ID", "first"), ("AZURE_CLIENT_ID", "second")]);
         assert_eq!(env.get("AZURE_CLIENT_ID"), Some("first"));
         assert_eq!(env.get("AZURE_TENANT_ID"), None);
+        // A child process gets the same one, not the last.
+        let vars: Vec<_> = env.vars().collect();
+        assert_eq!(vars, [("AZURE_CLIENT_ID", "first")]);
     }
 }
