@@ -226,6 +226,8 @@ Environment (a value that cannot be right is an error naming the variable):
   IDENTITY_ENDPOINT, IMDS_ENDPOINT   Azure Arc agent (key-file challenge; system-assigned only)
   DOCKER_CREDENTIAL_ACR_ARC_KEY_DIR  the Arc agent's key directory (default /var/opt/azcmagent/tokens)
   PATH                               where `az` and `azd` are found (the last sources of the chain)
+  AZURE_TOKEN_CREDENTIALS            dev (az, azd) | prod (the rest) | one credential's name, as in
+                                     the Azure SDKs: which sources the chain may use
   HTTPS_PROXY, NO_PROXY              used for registry and Entra ID traffic, never for IMDS
   SSL_CERT_FILE, SSL_CERT_DIR        CAs to trust instead of the system store (OpenSSL semantics)
 

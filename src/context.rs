@@ -12,7 +12,7 @@ use std::time::Duration;
 use crate::config::{self, Config};
 use crate::env::{Deadline, Env, Level, Log, system_clock};
 use crate::error::Error;
-use crate::identity::is_guid;
+use crate::identity::{SOURCE_SELECTOR, SOURCE_SELECTOR_VALUES, is_guid, selected_sources};
 
 /// The default overall deadline of one command: under kubelet's 60 s exec limit.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(50);
@@ -154,6 +154,14 @@ fn check_identity_variables(env: &Env) -> Result<(), Error> {
         return Err(Error::Environment {
             name: "AZURE_TENANT_ID",
             why: format!("{tenant:?} is not a tenant id or domain"),
+        });
+    }
+    if let Some(value) = env.get(SOURCE_SELECTOR)
+        && selected_sources(value).is_none()
+    {
+        return Err(Error::Environment {
+            name: SOURCE_SELECTOR,
+            why: format!("{value:?} is not {SOURCE_SELECTOR_VALUES}"),
         });
     }
     Ok(())

@@ -355,6 +355,40 @@ pub fn choose(
     }
 }
 
+/// The variable the Azure SDKs read to narrow their chain; here it narrows the chain the same
+/// way when no identity is configured.
+pub const SOURCE_SELECTOR: &str = "AZURE_TOKEN_CREDENTIALS";
+
+/// The values [`SOURCE_SELECTOR`] accepts, in the words of its error message.
+pub const SOURCE_SELECTOR_VALUES: &str = "dev (the Azure CLI and azd), prod (everything but \
+    them) or one credential's name: EnvironmentCredential, WorkloadIdentityCredential, \
+    ManagedIdentityCredential, AzureCliCredential, AzureDeveloperCliCredential";
+
+/// The chain's sources (by their names in the chain) that a value of [`SOURCE_SELECTOR`] lets
+/// answer, in any letter case as the SDKs compare it; `None` for a value it does not accept.
+/// `prod` is the SDKs' "deployed service" set — the environment's service principal, workload
+/// identity and managed identities — and the CI federations, which are configured the same way.
+pub fn selected_sources(value: &str) -> Option<&'static [&'static str]> {
+    Some(match value.trim().to_ascii_lowercase().as_str() {
+        "dev" => &["Azure CLI", "Azure Developer CLI"],
+        "prod" => &[
+            "service principal",
+            "workload identity",
+            "GitHub Actions",
+            "Azure Pipelines",
+            "App Service",
+            "Azure Arc",
+            "IMDS",
+        ],
+        "environmentcredential" => &["service principal"],
+        "workloadidentitycredential" => &["workload identity"],
+        "managedidentitycredential" => &["App Service", "Azure Arc", "IMDS"],
+        "azureclicredential" => &["Azure CLI"],
+        "azuredeveloperclicredential" => &["Azure Developer CLI"],
+        _ => return None,
+    })
+}
+
 /// `/subscriptions/…/providers/Microsoft.ManagedIdentity/userAssignedIdentities/…`
 fn is_identity_resource_id(value: &str) -> bool {
     value

@@ -33,7 +33,7 @@ use serde::Deserialize;
 use crate::context::Context;
 use crate::error::{At, Error};
 use crate::http::{Response, Transport};
-use crate::identity::Identity;
+use crate::identity::{self, Identity};
 use crate::jwt::{self, Claims};
 use crate::secret::{self, Secret};
 
@@ -134,13 +134,34 @@ pub struct Chain {
     pub skipped: Vec<(&'static str, String)>,
 }
 
-/// Runs every source's `detect`; the first `Err` stops.
+/// With nothing configured, `AZURE_TOKEN_CREDENTIALS` and the sources it lets answer.
+fn selector(ctx: &Context, scope: Scope) -> Option<(&str, &'static [&'static str])> {
+    if scope != Scope::Any {
+        return None;
+    }
+    let value = ctx.env.get(identity::SOURCE_SELECTOR)?;
+    Some((value, identity::selected_sources(value)?))
+}
+
+/// Runs every source's `detect`; the first `Err` stops. Sources that `AZURE_TOKEN_CREDENTIALS`
+/// leaves out are not asked at all.
 pub fn chain(ctx: &Context, identity: &Identity, scope: Scope) -> Result<Chain, Error> {
     let mut chain = Chain {
         present: vec![],
         skipped: vec![],
     };
+    let selector = selector(ctx, scope);
     for (name, detect) in SOURCES {
+        if let Some((value, allowed)) = selector
+            && *name != "pod identity"
+            && !allowed.contains(name)
+        {
+            chain.skipped.push((
+                name,
+                format!("left out by {}={value}", identity::SOURCE_SELECTOR),
+            ));
+            continue;
+        }
         match detect(ctx, identity, scope)? {
             Detection::Here(found) => chain.present.push(found),
             Detection::NotHere(why) => chain.skipped.push((name, why)),
@@ -150,6 +171,23 @@ pub fn chain(ctx: &Context, identity: &Identity, scope: Scope) -> Result<Chain, 
     let n = chain.present.len();
     for (i, found) in chain.present.iter_mut().enumerate() {
         found.may_be_absent &= i + 1 < n;
+    }
+    if chain.present.is_empty()
+        && let Some((value, _)) = selector
+    {
+        let why = chain
+            .skipped
+            .iter()
+            .filter(|(name, why)| *name != "pod identity" && !why.starts_with("left out by"))
+            .map(|(name, why)| format!("{name}: {why}"))
+            .collect::<Vec<_>>()
+            .join("; ");
+        return Err(Error::IdentitySource {
+            via: identity::SOURCE_SELECTOR,
+            why: format!(
+                "{value} allows no source that is here ({why}); set up one of them, or unset the variable to let the whole chain answer"
+            ),
+        });
     }
     if chain.present.is_empty() {
         return Err(Error::IdentitySource {
@@ -181,6 +219,8 @@ pub fn principal_key(ctx: &Context, identity: &Identity, scope: Scope) -> String
         return identity.key();
     }
     let env = &ctx.env;
+    let selector = selector(ctx, scope);
+    let allows = |source: &str| selector.is_none_or(|(_, allowed)| allowed.contains(&source));
     let pair = |kind: &str| {
         Some(format!(
             "{kind}={}/{}",
@@ -188,23 +228,32 @@ pub fn principal_key(ctx: &Context, identity: &Identity, scope: Scope) -> String
             env.get("AZURE_CLIENT_ID")?.to_ascii_lowercase()
         ))
     };
-    let explicit = if env.get("AZURE_CLIENT_SECRET").is_some()
-        || env.get("AZURE_CLIENT_CERTIFICATE_PATH").is_some()
+    let explicit = if allows("service principal")
+        && (env.get("AZURE_CLIENT_SECRET").is_some()
+            || env.get("AZURE_CLIENT_CERTIFICATE_PATH").is_some())
     {
         pair("service_principal")
-    } else if env.get("AZURE_FEDERATED_TOKEN_FILE").is_some() {
+    } else if allows("workload identity") && env.get("AZURE_FEDERATED_TOKEN_FILE").is_some() {
         pair("workload_identity")
-    } else if env.get("ACTIONS_ID_TOKEN_REQUEST_URL").is_some() {
+    } else if allows("GitHub Actions") && env.get("ACTIONS_ID_TOKEN_REQUEST_URL").is_some() {
         pair("github_actions")
-    } else {
+    } else if allows("Azure Pipelines") {
         pipelines::principal_key(env)
+    } else {
+        None
     };
     explicit.unwrap_or_else(|| {
-        format!(
+        let mut key = format!(
             "{}|az={}",
             identity.key(),
             developer::az_profile_stamp(ctx).unwrap_or_default()
-        )
+        );
+        // The managed identity or the CLI, narrowed: another entry than the whole chain's.
+        if let Some((value, _)) = selector {
+            key.push_str("|only=");
+            key.push_str(&value.trim().to_ascii_lowercase());
+        }
+        key
     })
 }
 
@@ -492,6 +541,79 @@ pub(crate) mod tests {
         assert!(with("ACTIONS_ID_TOKEN_REQUEST_URL", "https://x").starts_with("github_actions="));
         assert!(key(&[]).starts_with("system|az="));
         assert_ne!(with("AZURE_CLIENT_SECRET", "s"), key(&[]));
+    }
+
+    #[test]
+    fn azure_token_credentials_narrows_the_chain_as_the_sdks_do() {
+        let names: Vec<&str> = SOURCES.iter().map(|(n, _)| *n).collect();
+        for value in [
+            "dev",
+            "prod",
+            "EnvironmentCredential",
+            "WorkloadIdentityCredential",
+            "ManagedIdentityCredential",
+            "AzureCliCredential",
+            "AzureDeveloperCliCredential",
+        ] {
+            let allowed = identity::selected_sources(value).unwrap();
+            assert!(!allowed.is_empty(), "{value}");
+            for name in allowed {
+                assert!(names.contains(name), "{value} names {name}, not a source");
+            }
+            // The SDKs compare in any case.
+            assert_eq!(
+                identity::selected_sources(&value.to_ascii_uppercase()),
+                Some(allowed)
+            );
+        }
+        // dev and prod split the chain between them.
+        let dev = identity::selected_sources("dev").unwrap();
+        let prod = identity::selected_sources("prod").unwrap();
+        for name in &names[1..] {
+            assert!(dev.contains(name) != prod.contains(name), "{name}");
+        }
+        for bad in ["", "devel", "AzurePowerShellCredential", "cli"] {
+            assert_eq!(identity::selected_sources(bad), None, "{bad}");
+        }
+
+        // A service principal in the environment, and `prod` or `dev`.
+        let sp = [
+            ("AZURE_CLIENT_SECRET", "s"),
+            ("AZURE_CLIENT_ID", "00000000-0000-0000-0000-000000000001"),
+            ("AZURE_TENANT_ID", "00000000-0000-0000-0000-000000000002"),
+        ];
+        let with = |value: &str| {
+            let mut pairs = sp.to_vec();
+            pairs.push((identity::SOURCE_SELECTOR, value));
+            context(&pairs)
+        };
+        let c = with("ManagedIdentityCredential");
+        let found = chain(&c, &Identity::System, Scope::Any).unwrap();
+        assert_eq!(
+            found.present[0].source.name(),
+            "the Instance Metadata Service (IMDS)"
+        );
+        assert!(
+            found.skipped.contains(&(
+                "service principal",
+                "left out by AZURE_TOKEN_CREDENTIALS=ManagedIdentityCredential".into()
+            )),
+            "{:?}",
+            found.skipped
+        );
+        // Its cache key is the managed identity's, narrowed; not the service principal's.
+        let key = principal_key(&c, &Identity::System, Scope::Any);
+        assert!(key.starts_with("system|az=") && key.ends_with("|only=managedidentitycredential"));
+        let c = with("prod");
+        let key = principal_key(&c, &Identity::System, Scope::Any);
+        assert!(key.starts_with("service_principal="), "{key}");
+        // A configured identity is not narrowed.
+        let c = with("dev");
+        let found = chain(&c, &Identity::ClientId(sp[1].1.into()), Scope::Managed).unwrap();
+        assert_eq!(
+            found.present[0].source.name(),
+            "the Instance Metadata Service (IMDS)"
+        );
     }
 
     fn response(status: u16, body: &str) -> Response {

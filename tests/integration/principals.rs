@@ -506,3 +506,72 @@ fn switching_principals_never_serves_another_ones_token() {
     assert_eq!(w.get("myreg.azurecr.io").secret(), machine);
     assert_eq!(w.imds.token_requests().len(), 1);
 }
+
+#[test]
+fn azure_token_credentials_narrows_the_chain() {
+    let mut w = World::new();
+    stand_in(&mut w, "az");
+    // dev: the Azure CLI, although IMDS answers on this machine.
+    w.set_env("AZURE_TOKEN_CREDENTIALS", "dev");
+    let dev = w.get("myreg.azurecr.io").secret();
+    assert_eq!(calls(&w, "az").len(), 1);
+    assert_eq!(w.imds.token_requests().len(), 0, "IMDS was asked under dev");
+    let out = w.run(&["doctor", "myreg.azurecr.io"], "", &[]);
+    assert!(out.stdout.contains("source      the Azure CLI at"), "{out}");
+    assert!(
+        out.stdout
+            .contains("not used    IMDS: left out by AZURE_TOKEN_CREDENTIALS=dev"),
+        "{out}"
+    );
+    // (doctor ran az once more.)
+    assert_eq!(calls(&w, "az").len(), 2);
+    // Unset: the whole chain, where IMDS comes first — another entry, never the CLI user's token.
+    w.unset_env("AZURE_TOKEN_CREDENTIALS");
+    let machine = w.get("myreg.azurecr.io").secret();
+    assert_ne!(machine, dev);
+    assert_eq!(w.imds.token_requests().len(), 1);
+    // Back to dev: the CLI user's cached token, without running az again.
+    w.set_env("AZURE_TOKEN_CREDENTIALS", "DEV");
+    assert_eq!(w.get("myreg.azurecr.io").secret(), dev);
+    assert_eq!(calls(&w, "az").len(), 2);
+
+    // One credential's name: the managed identity, though a service principal is in the
+    // environment (which alone would come first). As in the SDKs, AZURE_CLIENT_ID then names a
+    // user-assigned identity — here one the machine does not have.
+    sp_env(&mut w);
+    w.set_env("AZURE_TOKEN_CREDENTIALS", "ManagedIdentityCredential");
+    let line = w.get("myreg.azurecr.io").error_line();
+    assert!(
+        line.contains(&format!("user-assigned identity with client_id {SP_ID}"))
+            && line.contains("IMDS"),
+        "{line}"
+    );
+    assert!(
+        w.acr.entra_requests().is_empty(),
+        "the service principal was used"
+    );
+    w.unset_env("AZURE_CLIENT_ID");
+    w.get("myreg.azurecr.io").secret();
+    assert!(
+        w.acr.entra_requests().is_empty(),
+        "the service principal was used"
+    );
+
+    // Nothing it allows is here: an error that names the variable; nothing is asked.
+    let traffic = w.traffic();
+    w.set_env("AZURE_TOKEN_CREDENTIALS", "AzureDeveloperCliCredential");
+    let line = w.get("myreg.azurecr.io").error_line();
+    assert!(
+        line.contains("AZURE_TOKEN_CREDENTIALS") && line.contains("azd"),
+        "{line}"
+    );
+    // A value the SDKs do not know is refused before anything is sent.
+    w.set_env("AZURE_TOKEN_CREDENTIALS", "AzurePowerShellCredential");
+    let line = w.get("myreg.azurecr.io").error_line();
+    assert!(
+        line.contains("AZURE_TOKEN_CREDENTIALS") && line.contains("dev"),
+        "{line}"
+    );
+    assert_eq!(w.traffic(), traffic);
+    assert_eq!(calls(&w, "az").len(), 2);
+}
