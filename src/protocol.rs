@@ -74,14 +74,57 @@ pub fn drain(mut input: impl Read) {
     let _ = io::copy(&mut input.by_ref().take(1 << 20), &mut io::sink());
 }
 
-/// Writes the `get` reply: one JSON object and a newline.
+/// Writes the `get` reply: one JSON object and a newline — byte for byte what `serde_json`
+/// writes for [`Credentials`], built by hand because it is the last step of every warm `get`.
 pub fn write_credentials(mut out: impl Write, credentials: &Credentials) -> io::Result<()> {
     // Sized for the reply (escapes aside), so that it is built without regrowing.
     let size = 64 + credentials.server_url.len() + credentials.username.len();
     let mut line = Vec::with_capacity(size + credentials.secret.len());
-    serde_json::to_writer(&mut line, credentials).map_err(io::Error::other)?;
-    line.push(b'\n');
+    line.extend_from_slice(b"{\"ServerURL\":");
+    json_string(&mut line, credentials.server_url);
+    line.extend_from_slice(b",\"Username\":");
+    json_string(&mut line, credentials.username);
+    line.extend_from_slice(b",\"Secret\":");
+    json_string(&mut line, credentials.secret);
+    line.extend_from_slice(b"}\n");
     out.write_all(&line)
+}
+
+/// `s` as a JSON string, escaped as JSON requires (a quote, a backslash, the control characters
+/// below U+0020) and as `serde_json` writes it (`\n`, `\t`, … and `\u00XX` for the rest).
+fn json_string(out: &mut Vec<u8>, s: &str) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let mut bytes = s.as_bytes();
+    // Runs that need no escape (a whole token, usually) are copied at once.
+    while let Some(i) = bytes
+        .iter()
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\')
+    {
+        let (run, rest) = bytes.split_at(i);
+        out.extend_from_slice(run);
+        let b = rest[0];
+        bytes = &rest[1..];
+        let short: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            _ => b"",
+        };
+        if short.is_empty() {
+            out.extend_from_slice(b"\\u00");
+            out.push(HEX[usize::from(b >> 4)]);
+            out.push(HEX[usize::from(b & 0xf)]);
+        } else {
+            out.extend_from_slice(short);
+        }
+    }
+    out.extend_from_slice(bytes);
+    out.push(b'"');
 }
 
 #[cfg(test)]
@@ -104,6 +147,32 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "{\"ServerURL\":\"https://myreg.azurecr.io\",\"Username\":\"<token>\",\"Secret\":\"a.b.c\"}\n"
         );
+    }
+
+    #[test]
+    fn credentials_line_is_what_serde_json_writes_for_every_character() {
+        let every_ascii: String = (0u8..0x80).map(char::from).collect();
+        for text in [
+            every_ascii.as_str(),
+            "",
+            "\"},\"Secret\":\"x",
+            "\\\\\"\u{7f}\u{80}\u{2028}é€😀",
+            "eyJhbGciOiJSUzI1NiJ9.eyJleHAiOjF9.c2ln-_",
+        ] {
+            let credentials = Credentials {
+                server_url: text,
+                username: TOKEN_USERNAME,
+                secret: text,
+            };
+            let mut out = Vec::new();
+            write_credentials(&mut out, &credentials).unwrap();
+            let mut expected = serde_json::to_vec(&credentials).unwrap();
+            expected.push(b'\n');
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                String::from_utf8(expected).unwrap()
+            );
+        }
     }
 
     #[test]

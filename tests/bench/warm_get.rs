@@ -20,23 +20,25 @@ use std::time::{Duration, Instant};
 
 struct Subject {
     name: &'static str,
-    program: String,
+    /// Fresh copies of the program, run in turn.
+    copies: Vec<String>,
     args: Vec<&'static str>,
     stdin: std::path::PathBuf,
     expect_ok: bool,
     samples: Vec<Duration>,
 }
 
-/// The subject's command line, optionally behind a wrapper (`/usr/bin/time`, `strace`), with
-/// exactly the given environment and its stdin file.
-fn command(wrapper: &[&str], s: &Subject, env: &[(String, String)]) -> Command {
+/// The subject's command line (its `copy`-th copy, in turn), optionally behind a wrapper
+/// (`/usr/bin/time`, `strace`), with exactly the given environment and its stdin file.
+fn command(wrapper: &[&str], s: &Subject, copy: usize, env: &[(String, String)]) -> Command {
+    let program = &s.copies[copy % s.copies.len()];
     let mut cmd = match wrapper.split_first() {
-        Some((program, args)) => {
-            let mut c = Command::new(program);
-            c.args(args).arg(&s.program);
+        Some((wrapper, args)) => {
+            let mut c = Command::new(wrapper);
+            c.args(args).arg(program);
             c
         }
-        None => Command::new(&s.program),
+        None => Command::new(program),
     };
     cmd.args(&s.args)
         .env_clear()
@@ -45,9 +47,9 @@ fn command(wrapper: &[&str], s: &Subject, env: &[(String, String)]) -> Command {
     cmd
 }
 
-fn run_once(s: &Subject, env: &[(String, String)]) -> Duration {
+fn run_once(s: &Subject, copy: usize, env: &[(String, String)]) -> Duration {
     let start = Instant::now();
-    let out = command(&[], s, env)
+    let out = command(&[], s, copy, env)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .output()
@@ -68,7 +70,7 @@ fn peak_rss_kib(s: &Subject, env: &[(String, String)]) -> Option<u64> {
     if !time.exists() {
         return None;
     }
-    let out = command(&["/usr/bin/time", "-f", "%M"], s, env)
+    let out = command(&["/usr/bin/time", "-f", "%M"], s, 0, env)
         .stdout(Stdio::null())
         .output()
         .ok()?;
@@ -98,7 +100,7 @@ fn syscalls(
         "-o",
         &log_arg,
     ];
-    let status = command(&trace, s, env)
+    let status = command(&trace, s, 0, env)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -160,16 +162,24 @@ fn main() {
     )
     .unwrap();
 
-    // Every program runs from a copy written the way a package manager installs a file (one
+    // Every program runs from copies written the way a package manager installs a file (one
     // sequential write), as users run it. The file the linker wrote, or one made by
     // `std::fs::copy` (copy_file_range), can sit in the page cache in a shape that makes every
-    // start-up slower, and not by the same amount for every program.
-    let installed = |from: &str, name: &str| {
+    // start-up slower, and two copies of the same bytes can differ by several per cent: each
+    // subject runs its COPIES copies in turn, so that no one copy decides its figure.
+    const COPIES: usize = 3;
+    let installed = |from: &str, name: &str| -> Vec<String> {
         use std::os::unix::fs::PermissionsExt as _;
-        let to = dir.join(name);
-        std::fs::write(&to, std::fs::read(from).unwrap()).unwrap();
-        std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
-        to.display().to_string()
+        let bytes = std::fs::read(from).unwrap();
+        (1..=COPIES)
+            .map(|i| {
+                let to = dir.join(format!("copy-{i}")).join(name);
+                std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+                std::fs::write(&to, &bytes).unwrap();
+                std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+                to.display().to_string()
+            })
+            .collect()
     };
     let floor = installed(&floor, "floor");
     let helper = installed(support::bin(), "docker-credential-acr");
@@ -179,7 +189,7 @@ fn main() {
     let mut subjects = vec![
         Subject {
             name: "floor (read stdin + 7 KB JSON, print JSON)",
-            program: floor.clone(),
+            copies: floor.clone(),
             args: vec![],
             stdin: served.clone(),
             expect_ok: true,
@@ -187,7 +197,7 @@ fn main() {
         },
         Subject {
             name: "docker-credential-acr get, warm cache",
-            program: helper.clone(),
+            copies: helper.clone(),
             args: vec!["get"],
             stdin: served.clone(),
             expect_ok: true,
@@ -195,15 +205,15 @@ fn main() {
         },
         Subject {
             name: "docker-credential-acr get, not-served host",
-            program: helper.clone(),
+            copies: helper.clone(),
             args: vec!["get"],
-            stdin: not_served,
+            stdin: not_served.clone(),
             expect_ok: false,
             samples: vec![],
         },
         Subject {
             name: "docker-credential-acr version (start-up alone)",
-            program: helper.clone(),
+            copies: helper.clone(),
             args: vec!["version"],
             stdin: served.clone(),
             expect_ok: true,
@@ -211,31 +221,44 @@ fn main() {
         },
     ];
     // Another build of the helper, to compare two builds in one run (same cache, same noise).
+    // Its three rows tell start-up (`version`) from the work of each path.
     if let Ok(other) = std::env::var("HELPER_BIN") {
-        subjects.push(Subject {
-            name: "HELPER_BIN get, warm cache",
-            program: installed(&other, "other-docker-credential-acr"),
-            args: vec!["get"],
-            stdin: served.clone(),
-            expect_ok: true,
-            samples: vec![],
-        });
+        let copies = installed(&other, "other-docker-credential-acr");
+        for (name, args, stdin, expect_ok) in [
+            ("HELPER_BIN get, warm cache", vec!["get"], &served, true),
+            (
+                "HELPER_BIN get, not-served host",
+                vec!["get"],
+                &not_served,
+                false,
+            ),
+            ("HELPER_BIN version", vec!["version"], &served, true),
+        ] {
+            subjects.push(Subject {
+                name,
+                copies: copies.clone(),
+                args,
+                stdin: stdin.clone(),
+                expect_ok,
+                samples: vec![],
+            });
+        }
     }
     // Every subject's cache is warm (another build may key its entry differently); from here
     // on, no run may touch the network.
     for s in &subjects {
-        run_once(s, &env);
+        run_once(s, 0, &env);
     }
     let traffic = w.traffic();
     // Warm-up, then interleave so that noise hits every subject alike.
     for s in &subjects {
-        for _ in 0..10 {
-            run_once(s, &env);
+        for i in 0..10 * COPIES {
+            run_once(s, i, &env);
         }
     }
-    for _ in 0..runs {
+    for i in 0..runs {
         for s in subjects.iter_mut() {
-            let d = run_once(s, &env);
+            let d = run_once(s, i, &env);
             s.samples.push(d);
         }
     }

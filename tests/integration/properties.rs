@@ -152,6 +152,29 @@ proptest! {
     }
 
     #[test]
+    fn the_get_reply_is_one_json_object_with_exactly_the_three_values(
+        server in any::<String>(), secret in any::<String>()
+    ) {
+        let credentials = protocol::Credentials {
+            server_url: &server,
+            username: protocol::TOKEN_USERNAME,
+            secret: &secret,
+        };
+        let mut out = Vec::new();
+        protocol::write_credentials(&mut out, &credentials).unwrap();
+        // Byte for byte what serde_json writes, so every client's JSON parser reads it back.
+        let mut expected = serde_json::to_vec(&credentials).unwrap();
+        expected.push(b'\n');
+        prop_assert_eq!(&out, &expected);
+        let text = String::from_utf8(out).unwrap();
+        prop_assert_eq!(text.matches('\n').count(), 1);
+        let value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        prop_assert_eq!(value, serde_json::json!({
+            "ServerURL": server, "Username": protocol::TOKEN_USERNAME, "Secret": secret
+        }));
+    }
+
+    #[test]
     fn store_requests_never_echo_the_secret(
         body in text_or(r#"{"ServerURL":"ghcr.io","Username":"u","Secret":"eyJhbGciOiJub25lIn0.eyJ0aWQiOiJ0In0.c2lnbmF0dXJl"}"#, 40)
     ) {
