@@ -173,12 +173,13 @@ pub fn chain(ctx: &Context, identity: &Identity, scope: Scope) -> Result<Chain, 
         found.may_be_absent &= i + 1 < n;
     }
     if chain.present.is_empty()
-        && let Some((value, _)) = selector
+        && let Some((value, allowed)) = selector
     {
+        // Why each source the value allows is not here.
         let why = chain
             .skipped
             .iter()
-            .filter(|(name, why)| *name != "pod identity" && !why.starts_with("left out by"))
+            .filter(|(name, _)| allowed.contains(name))
             .map(|(name, why)| format!("{name}: {why}"))
             .collect::<Vec<_>>()
             .join("; ");
