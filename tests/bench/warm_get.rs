@@ -5,8 +5,8 @@
 //! medians, ratios to the floor, peak RSS and the stripped binary size, and the cold `get` as a
 //! multiple of the injected per-step latency D. It asserts only that the warm path made no
 //! network request and that parallel cold gets share one IMDS call and one exchange; timings are
-//! reported, never asserted. `HELPER_BIN` adds another build's warm `get` to the table and
-//! points the cold runs at it (to compare two builds in one run).
+//! reported, never asserted. `HELPER_BIN` adds another build's three rows (warm, not served,
+//! `version`) to the table and points the cold runs at it (to compare two builds in one run).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -186,63 +186,49 @@ fn main() {
     let mut env = w.env.clone();
     env.push(("FLOOR_JSON".into(), floor_json.display().to_string()));
 
-    let mut subjects = vec![
-        Subject {
-            name: "floor (read stdin + 7 KB JSON, print JSON)",
-            copies: floor.clone(),
-            args: vec![],
-            stdin: served.clone(),
-            expect_ok: true,
+    // One build's three rows: the warm get, the not-served get, and start-up alone (`version`).
+    let rows = |label: &'static [&'static str; 3], copies: &Vec<String>| {
+        [
+            (label[0], vec!["get"], &served, true),
+            (label[1], vec!["get"], &not_served, false),
+            (label[2], vec!["version"], &served, true),
+        ]
+        .map(|(name, args, stdin, expect_ok)| Subject {
+            name,
+            copies: copies.clone(),
+            args,
+            stdin: stdin.clone(),
+            expect_ok,
             samples: vec![],
-        },
-        Subject {
-            name: "docker-credential-acr get, warm cache",
-            copies: helper.clone(),
-            args: vec!["get"],
-            stdin: served.clone(),
-            expect_ok: true,
-            samples: vec![],
-        },
-        Subject {
-            name: "docker-credential-acr get, not-served host",
-            copies: helper.clone(),
-            args: vec!["get"],
-            stdin: not_served.clone(),
-            expect_ok: false,
-            samples: vec![],
-        },
-        Subject {
-            name: "docker-credential-acr version (start-up alone)",
-            copies: helper.clone(),
-            args: vec!["version"],
-            stdin: served.clone(),
-            expect_ok: true,
-            samples: vec![],
-        },
-    ];
-    // Another build of the helper, to compare two builds in one run (same cache, same noise).
-    // Its three rows tell start-up (`version`) from the work of each path.
+        })
+    };
+    let mut subjects = vec![Subject {
+        name: "floor (read stdin + 7 KB JSON, print JSON)",
+        copies: floor,
+        args: vec![],
+        stdin: served.clone(),
+        expect_ok: true,
+        samples: vec![],
+    }];
+    subjects.extend(rows(
+        &[
+            "docker-credential-acr get, warm cache",
+            "docker-credential-acr get, not-served host",
+            "docker-credential-acr version (start-up alone)",
+        ],
+        &helper,
+    ));
+    // Another build of the helper, to compare two builds in one run (same cache, same noise);
+    // its `version` row tells start-up from the work of each path.
     if let Ok(other) = std::env::var("HELPER_BIN") {
-        let copies = installed(&other, "other-docker-credential-acr");
-        for (name, args, stdin, expect_ok) in [
-            ("HELPER_BIN get, warm cache", vec!["get"], &served, true),
-            (
+        subjects.extend(rows(
+            &[
+                "HELPER_BIN get, warm cache",
                 "HELPER_BIN get, not-served host",
-                vec!["get"],
-                &not_served,
-                false,
-            ),
-            ("HELPER_BIN version", vec!["version"], &served, true),
-        ] {
-            subjects.push(Subject {
-                name,
-                copies: copies.clone(),
-                args,
-                stdin: stdin.clone(),
-                expect_ok,
-                samples: vec![],
-            });
-        }
+                "HELPER_BIN version",
+            ],
+            &installed(&other, "other-docker-credential-acr"),
+        ));
     }
     // Every subject's cache is warm (another build may key its entry differently); from here
     // on, no run may touch the network.
