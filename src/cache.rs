@@ -325,6 +325,21 @@ impl<'a> Cache<'a> {
         }
     }
 
+    /// The cached token if fresh: no lock, no network, nothing written (the warm `get`).
+    pub fn fresh(&self, key: &Key) -> Option<Grant> {
+        self.if_fresh(key, self.read(key).as_ref())
+    }
+
+    fn if_fresh(&self, key: &Key, cached: Option<&Cached>) -> Option<Grant> {
+        let c = cached.filter(|c| c.freshness(self.ctx.now()) == Freshness::Fresh)?;
+        self.ctx.log.debug(format_args!(
+            "cache hit for {} ({})",
+            key.registry,
+            c.token.fingerprint()
+        ));
+        Some(c.clone().into())
+    }
+
     /// The cached token if fresh; otherwise a refresh under the entry's lock, falling back to
     /// the cached token while it still has more than [`REFRESH_MARGIN`] left.
     pub fn get_or_refresh(
@@ -333,15 +348,8 @@ impl<'a> Cache<'a> {
         refresh: impl FnOnce() -> Result<RefreshToken, Error>,
     ) -> Result<Grant, Error> {
         let cached = self.read(key);
-        if let Some(c) = &cached
-            && c.freshness(self.ctx.now()) == Freshness::Fresh
-        {
-            self.ctx.log.debug(format_args!(
-                "cache hit for {} ({})",
-                key.registry,
-                c.token.fingerprint()
-            ));
-            return Ok(c.clone().into());
+        if let Some(grant) = self.if_fresh(key, cached.as_ref()) {
+            return Ok(grant);
         }
         let _lock = self.lock(key);
         // Another process may have refreshed while this one waited.

@@ -66,17 +66,7 @@ fn remember<T>(ctx: &Context, server: &str, result: Result<T, Error>) -> Result<
 fn get(ctx: &Context, input: impl Read, out: &mut dyn Write) -> Result<(), Error> {
     let server = protocol::read_request(input)?;
     let grant = remember(ctx, &server, flow::get(ctx, &server))?;
-    let mut reply = Vec::new();
-    protocol::write_credentials(
-        &mut reply,
-        &protocol::Credentials {
-            server_url: &server,
-            username: protocol::TOKEN_USERNAME,
-            secret: grant.token.expose(),
-        },
-    )
-    .map_err(Error::Stdout)?;
-    write_all(out, &reply)
+    write_all(out, &protocol::reply(&server, &grant.token)?)
 }
 
 /// A login for a served registry is accepted and discarded (the identity is the source); one

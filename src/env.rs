@@ -59,6 +59,8 @@ impl Env {
 /// How much goes to stderr.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
+    /// Nothing at all: the front program's, which hands anything worth a word to the full one.
+    Quiet,
     Error,
     Warn,
     Info,

@@ -133,6 +133,11 @@ pub enum Error {
     #[error("internal error: {0}; please report it with `docker-credential-acr version`")]
     Internal(&'static str),
 
+    #[error(
+        "{0}; install docker-credential-acr and docker-credential-acr-full together, from one release, in one directory"
+    )]
+    Installation(String),
+
     #[error("reading the request from stdin failed: {0}")]
     Stdin(#[source] std::io::Error),
 

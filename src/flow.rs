@@ -96,6 +96,13 @@ pub fn get_as(
     Cache::new(ctx).get_or_refresh(&plan.key, || refresh(ctx, &plan, &mut Quiet))
 }
 
+/// [`get`]'s answer when the cache has it: fresh credentials, or `None` where `get` would have
+/// to take the lock and refresh. No network, no lock, nothing written.
+pub fn cached(ctx: &Context, server: &str) -> Result<Option<Grant>, Error> {
+    let plan = plan(ctx, server)?;
+    Ok(Cache::new(ctx).fresh(&plan.key))
+}
+
 /// A step of a refresh, named as `doctor` reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Step {

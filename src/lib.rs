@@ -8,9 +8,12 @@
 //! Modules, lowest layer first (each uses only modules of lower layers; a test keeps it so):
 //! `secret`, `jwt`, `env`, `hosts`, `files` → `identity` → `config`, `http`, `clients` → `error` →
 //! `context`, `protocol` → `token` → `acr` → `cache` → `kubelet`, `flow` → `doctor`, `configure`
-//! → `cli` → `commands`. See docs/architecture.md.
+//! → `cli` → `commands`, `front`, `output`. See docs/architecture.md.
 //!
-//! Only `main.rs` prints to stdout; this library writes into the `Write` it is handed.
+//! Two programs use it: `docker-credential-acr` (`src/bin/docker-credential-acr.rs`, the
+//! front: a warm `get` and a host not served, see [`front`]) and `docker-credential-acr-full`
+//! (`src/main.rs`, everything). Only [`output`] and the log write to stdout and stderr; the
+//! rest of the library writes into the `Write` it is handed.
 
 #![forbid(unsafe_code)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
@@ -28,11 +31,13 @@ pub mod env;
 pub mod error;
 pub mod files;
 pub mod flow;
+pub mod front;
 pub mod hosts;
 pub mod http;
 pub mod identity;
 pub mod jwt;
 pub mod kubelet;
+pub mod output;
 pub mod protocol;
 pub mod secret;
 pub mod token;

@@ -17,7 +17,7 @@ pub const MISSING_SERVER_URL: &str = "no credentials server URL";
 /// The username that makes clients treat the secret as an OAuth2 refresh token.
 pub const TOKEN_USERNAME: &str = "<token>";
 /// More than any registry reference; a larger stdin is not a server string.
-const MAX_REQUEST_BYTES: u64 = 64 * 1024;
+pub const MAX_REQUEST_BYTES: u64 = 64 * 1024;
 
 /// The reply to `get`.
 #[derive(Debug, Serialize)]
@@ -72,6 +72,21 @@ pub fn parse_store(text: &str) -> Result<String, Error> {
 /// Reads and discards all of stdin (for `store` and `list`, whose payload does not matter).
 pub fn drain(mut input: impl Read) {
     let _ = io::copy(&mut input.by_ref().take(1 << 20), &mut io::sink());
+}
+
+/// The whole `get` reply for `server` with `secret` as the refresh token.
+pub fn reply(server: &str, secret: &crate::secret::Secret) -> Result<Vec<u8>, Error> {
+    let mut reply = Vec::new();
+    write_credentials(
+        &mut reply,
+        &Credentials {
+            server_url: server,
+            username: TOKEN_USERNAME,
+            secret: secret.expose(),
+        },
+    )
+    .map_err(Error::Stdout)?;
+    Ok(reply)
 }
 
 /// Writes the `get` reply: one JSON object and a newline — byte for byte what `serde_json`

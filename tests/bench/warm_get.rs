@@ -168,21 +168,31 @@ fn main() {
     // start-up slower, and two copies of the same bytes can differ by several per cent: each
     // subject runs its COPIES copies in turn, so that no one copy decides its figure.
     const COPIES: usize = 3;
-    let installed = |from: &str, name: &str| -> Vec<String> {
+    // The helper is two programs installed side by side (the front one hands misses to the
+    // full one); a copy holds both, and runs the first.
+    let installed = |dir_name: &str, files: &[(String, &str)]| -> Vec<String> {
         use std::os::unix::fs::PermissionsExt as _;
-        let bytes = std::fs::read(from).unwrap();
         (1..=COPIES)
             .map(|i| {
-                let to = dir.join(format!("copy-{i}")).join(name);
-                std::fs::create_dir_all(to.parent().unwrap()).unwrap();
-                std::fs::write(&to, &bytes).unwrap();
-                std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
-                to.display().to_string()
+                let copy = dir.join(format!("copy-{i}")).join(dir_name);
+                std::fs::create_dir_all(&copy).unwrap();
+                for (from, name) in files {
+                    let to = copy.join(name);
+                    std::fs::write(&to, std::fs::read(from).unwrap()).unwrap();
+                    std::fs::set_permissions(&to, std::fs::Permissions::from_mode(0o755)).unwrap();
+                }
+                copy.join(files[0].1).display().to_string()
             })
             .collect()
     };
-    let floor = installed(&floor, "floor");
-    let helper = installed(support::bin(), "docker-credential-acr");
+    let floor = installed("floor", &[(floor, "floor")]);
+    let helper = installed(
+        "helper",
+        &[
+            (support::bin().into(), "docker-credential-acr"),
+            (support::full_bin().into(), "docker-credential-acr-full"),
+        ],
+    );
     let mut env = w.env.clone();
     env.push(("FLOOR_JSON".into(), floor_json.display().to_string()));
 
@@ -227,7 +237,7 @@ fn main() {
                 "HELPER_BIN get, not-served host",
                 "HELPER_BIN version",
             ],
-            &installed(&other, "other-docker-credential-acr"),
+            &installed("other", &other_files(&other)),
         ));
     }
     // Every subject's cache is warm (another build may key its entry differently); from here
@@ -298,13 +308,25 @@ fn main() {
         _ => println!("I/O check not run: strace is not installed (apt-get install strace)."),
     }
     cold_path();
-    let size = std::fs::metadata(support::bin()).unwrap().len();
     println!();
-    println!(
-        "binary: {} bytes ({:.2} MiB), {runs} interleaved runs per command",
-        size,
-        size as f64 / 1048576.0
-    );
+    for (name, path) in [
+        ("docker-credential-acr (front)", support::bin()),
+        ("docker-credential-acr-full", support::full_bin()),
+    ] {
+        let size = std::fs::metadata(path).unwrap().len();
+        println!("{name}: {size} bytes ({:.2} MiB)", size as f64 / 1048576.0);
+    }
+    println!("{runs} interleaved runs per command");
+}
+
+/// Another build's files: `HELPER_BIN` and, if that build is a pair, the full program beside it.
+fn other_files(front: &str) -> Vec<(String, &'static str)> {
+    let mut files = vec![(front.to_string(), "docker-credential-acr")];
+    let full = Path::new(front).with_file_name("docker-credential-acr-full");
+    if full.exists() {
+        files.push((full.display().to_string(), "docker-credential-acr-full"));
+    }
+    files
 }
 
 /// Cold `get`s against fakes that answer every request (IMDS, challenge, exchange) after the

@@ -11,6 +11,7 @@ mod docs;
 mod doctor;
 mod faults;
 mod firsthour;
+mod front;
 mod get;
 mod kubelet;
 mod pods;

@@ -23,6 +23,15 @@ pub fn bin() -> &'static str {
     }
 }
 
+/// The full program, which the front program ([`bin`]) runs for everything but a warm `get`
+/// and a host not served.
+pub fn full_bin() -> &'static str {
+    match option_env!("CARGO_BIN_EXE_docker-credential-acr-full") {
+        Some(path) => path,
+        None => panic!("only tests and benches run the helper"),
+    }
+}
+
 pub const NOT_FOUND: &str = "credentials not found in native keychain";
 
 /// What one run of the helper did. Its `Debug`/`Display` redact every JWT-shaped string.
@@ -200,7 +209,12 @@ impl World {
 
     /// The helper with a scrubbed environment (the world's variables) and piped stdio.
     pub fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(bin());
+        self.command_of(bin(), args)
+    }
+
+    /// [`World::command`] for another program (a copy of the helper, the full program).
+    pub fn command_of(&self, program: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new(program);
         cmd.args(args)
             .env_clear()
             .stdin(Stdio::piped())
@@ -214,13 +228,24 @@ impl World {
 
     /// Runs the helper with a scrubbed environment: the world's variables plus `extra`.
     pub fn run(&self, args: &[&str], stdin: &str, extra: &[(&str, &str)]) -> Out {
-        let mut cmd = self.command(args);
+        self.run_of(bin(), args, stdin.as_bytes(), extra)
+    }
+
+    /// [`World::run`] for another program, with any bytes on stdin.
+    pub fn run_of(
+        &self,
+        program: &str,
+        args: &[&str],
+        stdin: &[u8],
+        extra: &[(&str, &str)],
+    ) -> Out {
+        let mut cmd = self.command_of(program, args);
         for (k, v) in extra {
             cmd.env(k, v);
         }
         let mut child = cmd.spawn().unwrap();
         let mut input = child.stdin.take().unwrap();
-        let _ = input.write_all(stdin.as_bytes());
+        let _ = input.write_all(stdin);
         drop(input);
         let output = child.wait_with_output().unwrap();
         Out {

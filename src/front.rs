@@ -1,0 +1,126 @@
+//! The front program: what Docker, podman and the kubelet run as `docker-credential-acr`.
+//!
+//! Most `get`s are answered from the cache, and a process start of the full helper — 2 MiB of
+//! TLS, RSA, HTTP and every token source, with thousands of relocations — costs more than the
+//! answer. The front program links only what a warm `get` needs and answers two cases itself:
+//! a fresh cache entry, and a host this helper does not serve. For everything else (any other
+//! command, a miss, an aging entry, a bad request or configuration, a log level asked for) it
+//! replaces itself with `docker-credential-acr-full`, installed beside it, which does the
+//! whole job and says everything there is to say. The request it already read from stdin is
+//! handed over unchanged, so the full program sees exactly what the caller sent.
+
+use std::ffi::OsString;
+use std::io::{Seek as _, Write as _};
+use std::os::unix::process::CommandExt as _;
+
+use crate::cli;
+use crate::context::Context;
+use crate::env::{Env, Level};
+use crate::error::Error;
+use crate::{flow, protocol};
+
+/// The full program's file name, in the front program's directory.
+pub const FULL_PROGRAM: &str = "docker-credential-acr-full";
+/// Set by the front program for the full one: its `version` line, which must be the full
+/// program's own.
+pub const FRONT_VARIABLE: &str = "DOCKER_CREDENTIAL_ACR_FRONT";
+
+/// What the front program does with a `get`.
+#[derive(Debug)]
+pub enum Answer {
+    /// The reply, from a fresh cache entry.
+    Reply(Vec<u8>),
+    /// The host is not served: "credentials not found".
+    NotServed,
+    /// Anything else: the full program's to answer.
+    HandOver,
+}
+
+/// The front program's answer to `get` with `request` (stdin as read, up to
+/// [`protocol::MAX_REQUEST_BYTES`] + 1 bytes): only what the full program would answer in the
+/// same words, without a request, a lock, a write or a line on stderr.
+pub fn answer(env: Env, request: &[u8]) -> Answer {
+    // Whoever asked for a log wants the full program's account of every step.
+    if env.get("DOCKER_CREDENTIAL_ACR_LOG").is_some() {
+        return Answer::HandOver;
+    }
+    // Never dropped: the process ends right after the answer.
+    let mut ctx = std::mem::ManuallyDrop::new(match Context::from_env(env) {
+        Ok(ctx) => ctx,
+        Err(_) => return Answer::HandOver,
+    });
+    // A warning (a cache directory refused, …) comes with a miss, and the full program says it.
+    ctx.log.level = Level::Quiet;
+    let Ok(server) = protocol::read_request(request) else {
+        return Answer::HandOver;
+    };
+    match flow::cached(&ctx, &server) {
+        Ok(Some(grant)) => match protocol::reply(&server, &grant.token) {
+            Ok(reply) => Answer::Reply(reply),
+            Err(_) => Answer::HandOver,
+        },
+        Err(Error::NotFound) => Answer::NotServed,
+        Ok(None) | Err(_) => Answer::HandOver,
+    }
+}
+
+/// Replaces this process with the full program, with the same arguments and, when the front
+/// program read stdin, a stdin holding exactly the bytes it read. Returns only on failure.
+pub fn hand_over(args: &[OsString], request: Option<&[u8]>) -> Error {
+    let full = match std::env::current_exe() {
+        Ok(exe) => exe.with_file_name(FULL_PROGRAM),
+        Err(e) => {
+            return Error::Installation(format!(
+                "cannot find {FULL_PROGRAM}: this program's own path is unknown ({e})"
+            ));
+        }
+    };
+    let mut command = std::process::Command::new(&full);
+    command.args(args).env(FRONT_VARIABLE, cli::VERSION);
+    if let Some(bytes) = request {
+        match request_file(bytes) {
+            Ok(file) => command.stdin(file),
+            Err(e) => {
+                return Error::Installation(format!(
+                    "cannot hand the request over to {} ({e})",
+                    full.display()
+                ));
+            }
+        };
+    }
+    let e = command.exec();
+    Error::Installation(format!("cannot run {} ({e})", missing(&full, &e)))
+}
+
+fn missing(full: &std::path::Path, e: &std::io::Error) -> String {
+    if e.kind() == std::io::ErrorKind::NotFound {
+        format!("{}: it is not there", full.display())
+    } else {
+        full.display().to_string()
+    }
+}
+
+/// An anonymous in-memory file holding `bytes`, read from the start: any size, unlike a pipe
+/// nobody reads yet.
+fn request_file(bytes: &[u8]) -> std::io::Result<std::fs::File> {
+    let fd = rustix::fs::memfd_create(
+        "docker-credential-acr-request",
+        rustix::fs::MemfdFlags::CLOEXEC,
+    )?;
+    let mut file = std::fs::File::from(fd);
+    file.write_all(bytes)?;
+    file.rewind()?;
+    Ok(file)
+}
+
+/// The error the full program reports when the front program that ran it comes from another
+/// build: the two must compute the same cache keys.
+pub fn check_pair(env: &Env) -> Result<(), Error> {
+    match env.get(FRONT_VARIABLE) {
+        Some(front) if front != cli::VERSION => Err(Error::Installation(format!(
+            "docker-credential-acr is {front:?} but {FULL_PROGRAM} is {:?}",
+            cli::VERSION
+        ))),
+        _ => Ok(()),
+    }
+}
