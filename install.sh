@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Installs docker-credential-acr — the prebuilt binary beside this script (a release archive),
-# or one given with --binary, or else one built from this checkout — and optionally wires
-# Docker. --uninstall takes it all out again.
+# Installs docker-credential-acr — its two programs, docker-credential-acr (what clients run)
+# and docker-credential-acr-full (which it runs for all but a warm get), prebuilt beside this
+# script (a release archive), or given with --binary, or else built from this checkout — and
+# optionally wires Docker. --uninstall takes it all out again.
 set -euo pipefail
 
 usage() {
@@ -9,18 +10,20 @@ usage() {
 Usage: ./install.sh [--registry NAME]... [--prefix DIR] [--binary PATH]
        ./install.sh --uninstall [--prefix DIR]
 
-Installs docker-credential-acr to ${PREFIX:-/usr/local}/bin, through sudo if that directory is
-not writable. The binary is, in this order: --binary PATH; the prebuilt docker-credential-acr
-beside this script (a release archive: checked against its SHA256SUMS); else built from this
-checkout with cargo (Rust 1.89 or later).
+Installs docker-credential-acr and docker-credential-acr-full (the two programs of the helper,
+always side by side) to ${PREFIX:-/usr/local}/bin, through sudo if that directory is not
+writable. They are, in this order: --binary PATH and the docker-credential-acr-full beside it;
+the prebuilt pair beside this script (a release archive: checked against its SHA256SUMS); else
+built from this checkout with cargo (Rust 1.89 or later).
 
   --registry NAME   add "credHelpers": {"NAME": "acr"} to the invoking user's Docker config
                     ($DOCKER_CONFIG/config.json or ~/.docker/config.json; under sudo, the sudo
                     user's). Repeatable. Other keys are kept; running again changes nothing.
   --prefix DIR      install to DIR/bin instead (same as PREFIX=DIR)
-  --binary PATH     install this prebuilt binary
+  --binary PATH     install this prebuilt docker-credential-acr and the
+                    docker-credential-acr-full beside it
   --uninstall       remove this helper's credHelpers entries from the user's Docker config and
-                    containers auth.json (every other setting stays), then the binary
+                    containers auth.json (every other setting stays), then both programs
   -h, --help        this text
 USAGE
 }
@@ -90,13 +93,15 @@ if [ "$uninstall" = true ]; then
   else
     echo "install.sh: no docker-credential-acr found to unwire clients with; client configs left as they are" >&2
   fi
-  if [ -e "$installed" ]; then
-    need_rights
-    "${as_needed[@]}" rm -f "$installed"
-    echo "removed $installed"
-  else
-    echo "install.sh: $installed is not there; nothing to remove"
-  fi
+  for f in "$installed" "$installed-full"; do
+    if [ -e "$f" ]; then
+      need_rights
+      "${as_needed[@]}" rm -f "$f"
+      echo "removed $f"
+    else
+      echo "install.sh: $f is not there; nothing to remove"
+    fi
+  done
   echo "the token cache (~/.cache/docker-credential-acr) holds only short-lived tokens; remove it with: rm -rf ~/.cache/docker-credential-acr"
   exit 0
 fi
@@ -118,20 +123,30 @@ for r in "${registries[@]}"; do
   fi
 done
 
-# The binary to install.
+# The programs to install: docker-credential-acr and, always beside it, docker-credential-acr-full.
 if [ -z "$binary" ] && [ -f "$here/docker-credential-acr" ]; then
   binary="$here/docker-credential-acr"
   if [ -f "$here/SHA256SUMS" ]; then
-    (cd "$here" && grep ' docker-credential-acr$' SHA256SUMS | sha256sum --check --quiet --strict) || {
-      echo "install.sh: $binary does not match SHA256SUMS; refusing to install it" >&2
+    (cd "$here" && grep -E ' docker-credential-acr(-full)?$' SHA256SUMS | sha256sum --check --quiet --strict) || {
+      echo "install.sh: $binary or $binary-full does not match SHA256SUMS; refusing to install them" >&2
+      exit 1
+    }
+    [ "$(grep -cE ' docker-credential-acr(-full)?$' "$here/SHA256SUMS")" = 2 ] || {
+      echo "install.sh: SHA256SUMS does not list both docker-credential-acr and docker-credential-acr-full; refusing to install" >&2
       exit 1
     }
   fi
 fi
 if [ -n "$binary" ]; then
-  [ -f "$binary" ] && [ -x "$binary" ] || { echo "install.sh: $binary is not an executable file" >&2; exit 1; }
+  for f in "$binary" "$binary-full"; do
+    [ -f "$f" ] && [ -x "$f" ] || {
+      echo "install.sh: $f is not an executable file (docker-credential-acr and docker-credential-acr-full come together)" >&2
+      exit 1
+    }
+  done
+  # The front program runs the full one for `version`: both are checked.
   "$binary" version >/dev/null 2>&1 || {
-    echo "install.sh: $binary does not run here (another architecture, or a glibc older than it needs?)" >&2
+    echo "install.sh: $binary does not run here (another architecture, a glibc older than it needs, or a docker-credential-acr-full from another release?)" >&2
     exit 1
   }
   built="$binary"
@@ -150,13 +165,17 @@ else
   target_dir="$(cargo metadata --format-version 1 --no-deps --locked |
     sed -n 's/.*"target_directory":"\([^"]*\)".*/\1/p')"
   built="$target_dir/release/docker-credential-acr"
-  [ -x "$built" ] || { echo "install.sh: cargo did not produce $built" >&2; exit 1; }
+  for f in "$built" "$built-full"; do
+    [ -x "$f" ] || { echo "install.sh: cargo did not produce $f" >&2; exit 1; }
+  done
 fi
 
 need_rights
 "${as_needed[@]}" install -d "$prefix/bin"
+# Both programs; `version` below runs the pair as installed.
+"${as_needed[@]}" install -m 0755 "$built-full" "$prefix/bin/docker-credential-acr-full"
 "${as_needed[@]}" install -m 0755 "$built" "$prefix/bin/docker-credential-acr"
-echo "installed $prefix/bin/docker-credential-acr ($("$prefix/bin/docker-credential-acr" version))"
+echo "installed $prefix/bin/docker-credential-acr and docker-credential-acr-full ($("$prefix/bin/docker-credential-acr" version))"
 case ":$PATH:" in
   *":$prefix/bin:"*) ;;
   *) echo "note: $prefix/bin is not on PATH; docker looks for docker-credential-acr there" >&2 ;;

@@ -31,12 +31,15 @@ doc="$stage/usr/share/doc/$name"
 install -d -m 0755 "$stage/DEBIAN" "$stage/usr/bin" "$doc/docs" "$stage/usr/share/man/man1" \
   "$stage/usr/share/bash-completion/completions" "$stage/usr/share/zsh/vendor-completions"
 install -m 0755 "$bin" "$stage/usr/bin/$name"
+install -m 0755 "$bin-full" "$stage/usr/bin/$name-full"
 
 # The man page, from --help.
 help2man --no-info --no-discard-stderr --section 1 --name "Docker credential helper and kubelet credential provider for Azure Container Registry" \
   --version-string "$version" "$bin" >"$work/$name.1"
 gzip -9n -c "$work/$name.1" >"$stage/usr/share/man/man1/$name.1.gz"
 chmod 0644 "$stage/usr/share/man/man1/$name.1.gz"
+# The full program is the same helper (the front one runs it): one page for both.
+ln -s "$name.1.gz" "$stage/usr/share/man/man1/$name-full.1.gz"
 
 install -m 0644 packaging/completions/docker-credential-acr.bash "$stage/usr/share/bash-completion/completions/$name"
 install -m 0644 packaging/completions/_docker-credential-acr "$stage/usr/share/zsh/vendor-completions/_$name"
@@ -58,10 +61,10 @@ printf '%s (%s) unstable; urgency=medium\n\n  * Release %s.\n\n -- docker-creden
   "$name" "$version" "$version" "$date_rfc2822" | gzip -9n >"$doc/changelog.gz"
 chmod 0644 "$doc/changelog.gz"
 
-# Depends, from what the binary links.
+# Depends, from what the two programs link.
 mkdir -p "$work/src/debian"
 printf 'Source: %s\n\nPackage: %s\nArchitecture: any\n' "$name" "$name" >"$work/src/debian/control"
-depends="$(cd "$work/src" && dpkg-shlibdeps -O -e "$stage/usr/bin/$name" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')"
+depends="$(cd "$work/src" && dpkg-shlibdeps -O -e "$stage/usr/bin/$name" -e "$stage/usr/bin/$name-full" 2>/dev/null | sed -n 's/^shlibs:Depends=//p')"
 [ -n "$depends" ] || { echo "build-deb: dpkg-shlibdeps computed no Depends" >&2; exit 1; }
 
 size_kib="$(du -sk --exclude=DEBIAN "$stage" | cut -f1)"
@@ -79,7 +82,7 @@ Description: $description
  kubelet image credential provider for Azure Container Registry. It trades
  the machine's managed identity, a service principal, a CI federation or the
  Azure CLI's sign-in for short-lived registry tokens: no password and no
- 'az acr login'. The package installs the binary only and configures
+ 'az acr login'. The package installs the programs only and configures
  nothing; run 'docker-credential-acr configure docker REGISTRY' to wire it.
 CONTROL
 (cd "$stage" && find usr -type f -print0 | sort -z | xargs -0 md5sum) >"$stage/DEBIAN/md5sums"

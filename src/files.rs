@@ -175,12 +175,31 @@ pub fn read_private(path: &Path, what: &str, cap: u64) -> Result<Vec<u8>, String
 
 /// `program` in one of the directories of a `PATH` value, if it is an executable file there.
 pub fn find_program(path_var: Option<&str>, program: &str) -> Option<PathBuf> {
-    use std::os::unix::fs::PermissionsExt as _;
     path_var?.split(':').find_map(|dir| {
         let p = Path::new(dir).join(program);
-        let meta = fs::metadata(&p).ok()?;
-        (meta.is_file() && meta.permissions().mode() & 0o111 != 0).then_some(p)
+        is_executable(&p).then_some(p)
     })
+}
+
+fn is_executable(p: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt as _;
+    fs::metadata(p).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
+}
+
+/// The full program's file name: installed beside `docker-credential-acr`, which runs it for
+/// everything but a warm `get` and a host not served.
+pub const FULL_PROGRAM: &str = "docker-credential-acr-full";
+
+/// The full program beside the front program at `front` (links followed, as the front program
+/// finds it): `Ok` if it is an executable file there, else `Err` with where it should be.
+pub fn full_program_beside(front: &Path) -> Result<PathBuf, PathBuf> {
+    let real = fs::canonicalize(front).unwrap_or_else(|_| front.to_path_buf());
+    let full = real.with_file_name(FULL_PROGRAM);
+    if is_executable(&full) {
+        Ok(full)
+    } else {
+        Err(full)
+    }
 }
 
 /// This process's effective user id.

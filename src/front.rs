@@ -17,10 +17,9 @@ use crate::cli;
 use crate::context::Context;
 use crate::env::{Env, Level};
 use crate::error::Error;
+use crate::files::FULL_PROGRAM;
 use crate::{flow, protocol};
 
-/// The full program's file name, in the front program's directory.
-pub const FULL_PROGRAM: &str = "docker-credential-acr-full";
 /// Set by the front program for the full one: its `version` line, which must be the full
 /// program's own.
 pub const FRONT_VARIABLE: &str = "DOCKER_CREDENTIAL_ACR_FRONT";

@@ -1,4 +1,5 @@
-//! Benchmark: warm `get`, not-served `get`, `version` (start-up alone) and the floor program,
+//! Benchmark: warm `get`, not-served `get`, `version` (a hand-over from the front program to the
+//! full one), the full program's `version` (its start-up alone) and the floor program,
 //! interleaved in one run; then the cold path with injected latency.
 //!
 //! Run with `bash tests/bench/run.sh` (it builds the floor first). Prints Markdown tables with
@@ -6,7 +7,8 @@
 //! multiple of the injected per-step latency D. It asserts only that the warm path made no
 //! network request and that parallel cold gets share one IMDS call and one exchange; timings are
 //! reported, never asserted. `HELPER_BIN` adds another build's three rows (warm, not served,
-//! `version`) to the table and points the cold runs at it (to compare two builds in one run).
+//! `version`) to the table and points the cold runs at it (to compare two builds in one run); a
+//! `docker-credential-acr-full` beside it is copied with it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
@@ -196,7 +198,8 @@ fn main() {
     let mut env = w.env.clone();
     env.push(("FLOOR_JSON".into(), floor_json.display().to_string()));
 
-    // One build's three rows: the warm get, the not-served get, and start-up alone (`version`).
+    // One build's three rows: the warm get, the not-served get, and `version`, which reads
+    // nothing (start-up; for a pair, the front program's start-up, then the full program's).
     let rows = |label: &'static [&'static str; 3], copies: &Vec<String>| {
         [
             (label[0], vec!["get"], &served, true),
@@ -224,10 +227,19 @@ fn main() {
         &[
             "docker-credential-acr get, warm cache",
             "docker-credential-acr get, not-served host",
-            "docker-credential-acr version (start-up alone)",
+            "docker-credential-acr version (front, then full: a hand-over)",
         ],
         &helper,
     ));
+    // The full program started directly: start-up of the 2 MiB program alone.
+    subjects.push(Subject {
+        name: "docker-credential-acr-full version (its start-up alone)",
+        copies: helper.iter().map(|front| format!("{front}-full")).collect(),
+        args: vec!["version"],
+        stdin: served.clone(),
+        expect_ok: true,
+        samples: vec![],
+    });
     // Another build of the helper, to compare two builds in one run (same cache, same noise);
     // its `version` row tells start-up from the work of each path.
     if let Ok(other) = std::env::var("HELPER_BIN") {

@@ -26,7 +26,7 @@ if [ -z "${E2E_IN_NAMESPACE:-}" ]; then
     echo "e2e: must run as root (private namespaces, port 443, rootful podman)" >&2
     exit 1
   fi
-  (cd "$root" && cargo build --quiet --locked --bin docker-credential-acr --example fake-azure) || exit 1
+  (cd "$root" && cargo build --quiet --locked --bin docker-credential-acr --bin docker-credential-acr-full --example fake-azure) || exit 1
   # Where cargo put them (CARGO_TARGET_DIR and build.target-dir move them from ./target).
   E2E_TARGET_DIR="$(cd "$root" && cargo metadata --format-version 1 --no-deps --locked |
     python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')" || exit 1

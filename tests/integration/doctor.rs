@@ -2,7 +2,7 @@
 
 use crate::support::fakes::{self, CORRELATION_ID, TENANT};
 use crate::support::server::Reply;
-use crate::support::{World, bin};
+use crate::support::{World, bin, full_bin};
 
 /// A world where the helper is on PATH and Docker routes myreg.azurecr.io to it.
 fn wired() -> World {
@@ -286,6 +286,34 @@ fn failing_refresh_with_a_valid_cache_says_pulls_still_work() {
     assert!(
         out.stdout
             .contains("pulls still work from the cached token until"),
+        "{out}"
+    );
+}
+
+#[test]
+fn a_front_program_copied_without_the_full_one_is_named() {
+    let _serial = serial();
+    let mut w = wired();
+    // A copy of docker-credential-acr alone earlier on PATH (as into a kubelet's plugin
+    // directory): clients would run it, and it would fail on every miss.
+    let lone = w.dir.path().join("lone");
+    std::fs::create_dir_all(&lone).unwrap();
+    let front = lone.join("docker-credential-acr");
+    std::fs::copy(bin(), &front).unwrap();
+    let path = format!("{}:{}", lone.display(), w.dir.path().join("bin").display());
+    w.set_env("PATH", &path);
+    let out = w.run_of(full_bin(), &["doctor", "myreg.azurecr.io"], b"", &[]);
+    assert_eq!(out.code, Some(1), "{out}");
+    assert!(
+        out.stdout.contains(&format!(
+            "FAIL  path        docker-credential-acr is {}, but {} is missing",
+            front.display(),
+            lone.join("docker-credential-acr-full").display()
+        )),
+        "{out}"
+    );
+    assert!(
+        out.stdout.contains("result: FAILED at step \"path\""),
         "{out}"
     );
 }

@@ -47,9 +47,12 @@ snapshot >"$work/before"
 cp "$deb" "$work/root/tmp/dca.deb"
 in_root() { chroot "$work/root" env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/root TERM=dumb "$@"; }
 check "dpkg -i in the fresh root (its Depends are met there)" in_root dpkg -i /tmp/dca.deb
+check "both programs there, side by side" bash -c "[ -x '$work/root/usr/bin/docker-credential-acr' ] && [ -x '$work/root/usr/bin/docker-credential-acr-full' ]"
+check "a host not served is answered there" bash -c "printf docker.io | chroot '$work/root' /usr/bin/docker-credential-acr get | grep -qx 'credentials not found in native keychain'"
 check "version there" bash -c "chroot '$work/root' /usr/bin/docker-credential-acr version | grep -q '^docker-credential-acr '"
 check "--help there" bash -c "chroot '$work/root' /usr/bin/docker-credential-acr --help | grep -q 'Usage: docker-credential-acr'"
-check "man docker-credential-acr there" bash -c "chroot '$work/root' env MANPAGER=cat TERM=dumb man docker-credential-acr | grep -qi 'credential'"
+check "man docker-credential-acr (and -full) there" bash -c "chroot '$work/root' env MANPAGER=cat TERM=dumb man docker-credential-acr | grep -qi 'credential' &&
+  chroot '$work/root' env MANPAGER=cat TERM=dumb man docker-credential-acr-full | grep -qi 'credential'"
 check "bash and zsh completions there" bash -c "[ -f '$work/root/usr/share/bash-completion/completions/docker-credential-acr' ] && [ -f '$work/root/usr/share/zsh/vendor-completions/_docker-credential-acr' ]"
 check "configure docker there" bash -c "chroot '$work/root' /usr/bin/docker-credential-acr configure docker --config /tmp/docker/config.json myreg.azurecr.io &&
   grep -q '\"myreg.azurecr.io\": \"acr\"' '$work/root/tmp/docker/config.json'"
@@ -64,23 +67,34 @@ archive="$(ls -t dist/docker-credential-acr-*-linux-*.tar.gz | head -1)"
 mkdir -p "$work/unpacked"
 tar -C "$work/unpacked" -xzf "$archive"
 dir="$(ls -d "$work/unpacked"/docker-credential-acr-*)"
-check "the archive holds the binary, install.sh, README, licences and SHA256SUMS" bash -c "cd '$dir' && ls docker-credential-acr install.sh README.md LICENSE LICENSE-MIT LICENSE-APACHE SHA256SUMS && sha256sum --check --quiet SHA256SUMS"
+check "the archive holds both programs, install.sh, README, licences and SHA256SUMS" bash -c "cd '$dir' && ls docker-credential-acr docker-credential-acr-full install.sh README.md LICENSE LICENSE-MIT LICENSE-APACHE SHA256SUMS && sha256sum --check --quiet SHA256SUMS"
 nocargo_path="/usr/sbin:/usr/bin:/sbin:/bin"
 check "no cargo on the PATH the archive install runs with" bash -c "! env PATH=$nocargo_path command -v cargo"
-check "install.sh from the archive, with no cargo, installs the checked binary" bash -c "
+check "install.sh from the archive, with no cargo, installs the two checked programs" bash -c "
   env -i PATH=$nocargo_path HOME='$work/home' DOCKER_CONFIG='$work/home/docker' PREFIX='$work/prefix' '$dir/install.sh' --registry myreg.azurecr.io &&
   [ \"\$(sha256sum < '$work/prefix/bin/docker-credential-acr')\" = \"\$(grep ' docker-credential-acr\$' '$dir/SHA256SUMS' | cut -d' ' -f1)  -\" ] &&
+  [ \"\$(sha256sum < '$work/prefix/bin/docker-credential-acr-full')\" = \"\$(grep ' docker-credential-acr-full\$' '$dir/SHA256SUMS' | cut -d' ' -f1)  -\" ] &&
   grep -q '\"myreg.azurecr.io\": \"acr\"' '$work/home/docker/config.json'"
-check "install.sh --uninstall removes the entry and the binary, keeping other settings" bash -c "
+check "install.sh --uninstall removes the entry and both programs, keeping other settings" bash -c "
   python3 -c 'import json,sys; p=sys.argv[1]; d=json.load(open(p)); d[\"auths\"]={\"other.example\":{}}; json.dump(d,open(p,\"w\"))' '$work/home/docker/config.json' &&
   env -i PATH=$nocargo_path HOME='$work/home' DOCKER_CONFIG='$work/home/docker' PREFIX='$work/prefix' '$dir/install.sh' --uninstall &&
-  [ ! -e '$work/prefix/bin/docker-credential-acr' ] &&
+  [ ! -e '$work/prefix/bin/docker-credential-acr' ] && [ ! -e '$work/prefix/bin/docker-credential-acr-full' ] &&
   python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); assert \"credHelpers\" not in d and \"other.example\" in d[\"auths\"], d' '$work/home/docker/config.json'"
 cp -r "$dir" "$work/tampered"
 printf 'x' >>"$work/tampered/docker-credential-acr"
 check "a binary that does not match SHA256SUMS is refused" bash -c "
   ! env -i PATH=$nocargo_path HOME='$work/home' PREFIX='$work/prefix2' '$work/tampered/install.sh' 2>&1 | tee /dev/stderr | grep -q installed &&
   [ ! -e '$work/prefix2/bin/docker-credential-acr' ]"
+cp -r "$dir" "$work/tampered-full"
+printf 'x' >>"$work/tampered-full/docker-credential-acr-full"
+check "a full program that does not match SHA256SUMS is refused" bash -c "
+  ! env -i PATH=$nocargo_path HOME='$work/home' PREFIX='$work/prefix3' '$work/tampered-full/install.sh' 2>&1 | tee /dev/stderr | grep -q installed &&
+  [ ! -e '$work/prefix3/bin/docker-credential-acr' ] && [ ! -e '$work/prefix3/bin/docker-credential-acr-full' ]"
+cp -r "$dir" "$work/half"
+rm "$work/half/docker-credential-acr-full"
+check "the front program without the full one is refused" bash -c "
+  ! env -i PATH=$nocargo_path HOME='$work/home' PREFIX='$work/prefix4' '$work/half/install.sh' --binary '$work/half/docker-credential-acr' 2>&1 | tee /dev/stderr | grep -q installed &&
+  [ ! -e '$work/prefix4/bin/docker-credential-acr' ]"
 
 # ---------------------------------------------------------------- cloud-init recipes
 python3 - "$root/docs/deploy.md" "$work" <<'PY'
