@@ -98,7 +98,7 @@ fn syscalls(
         "-f",
         "-qq",
         "-e",
-        "trace=openat,open,socket,connect",
+        "trace=openat,open,socket,connect,execve",
         "-o",
         &log_arg,
     ];
@@ -111,7 +111,13 @@ fn syscalls(
     let text = std::fs::read_to_string(&log).unwrap();
     let mut opened = Vec::new();
     let mut sockets = Vec::new();
+    // Its own start is the one program run; another would be a hand-over to the full program.
+    let execs = text.lines().filter(|l| l.contains("execve(")).count();
+    assert_eq!(execs, 1, "{} ran another program:\n{text}", s.name);
     for line in text.lines() {
+        if line.contains("execve(") {
+            continue;
+        }
         if line.contains("socket(") || line.contains("connect(") {
             sockets.push(line.to_string());
         } else if let Some(start) = line.find('"') {
@@ -314,7 +320,7 @@ fn main() {
                 "{warm_files:?}"
             );
             println!(
-                "I/O (strace): not-served get opens only the config file; warm get opens the config file and one cache entry; neither opens a socket."
+                "I/O (strace): not-served get opens only the config file; warm get opens the config file and one cache entry; neither opens a socket or runs another program."
             );
         }
         _ => println!("I/O check not run: strace is not installed (apt-get install strace)."),
