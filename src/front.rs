@@ -37,7 +37,7 @@ pub enum Answer {
 
 /// The front program's answer to `get` with `request` (stdin as read, up to
 /// [`protocol::MAX_REQUEST_BYTES`] + 1 bytes): only what the full program would answer in the
-/// same words, without a request, a lock, a write or a line on stderr.
+/// same words, with no network request, no lock, no file written and no line on stderr.
 pub fn answer(env: Env, request: &[u8]) -> Answer {
     // Whoever asked for a log wants the full program's account of every step.
     if env.get("DOCKER_CREDENTIAL_ACR_LOG").is_some() {
@@ -88,15 +88,12 @@ pub fn hand_over(args: &[OsString], request: Option<&[u8]>) -> Error {
         };
     }
     let e = command.exec();
-    Error::Installation(format!("cannot run {} ({e})", missing(&full, &e)))
-}
-
-fn missing(full: &std::path::Path, e: &std::io::Error) -> String {
-    if e.kind() == std::io::ErrorKind::NotFound {
-        format!("{}: it is not there", full.display())
+    let why = if e.kind() == std::io::ErrorKind::NotFound {
+        "it is not there".to_string()
     } else {
-        full.display().to_string()
-    }
+        e.to_string()
+    };
+    Error::Installation(format!("cannot run {}: {why}", full.display()))
 }
 
 /// An anonymous in-memory file holding `bytes`, read from the start: any size, unlike a pipe
