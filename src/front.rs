@@ -9,15 +9,17 @@
 //! whole job and says everything there is to say. The request it already read from stdin is
 //! handed over unchanged, so the full program sees exactly what the caller sent.
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::{Seek as _, Write as _};
+use std::os::unix::ffi::OsStrExt as _;
 use std::os::unix::process::CommandExt as _;
+use std::path::{Path, PathBuf};
 
 use crate::cli;
 use crate::context::Context;
 use crate::env::{Env, Level};
 use crate::error::Error;
-use crate::files::FULL_PROGRAM;
+use crate::files::{self, FULL_PROGRAM};
 use crate::{flow, protocol};
 
 /// Set by the front program for the full one: its `version` line, which must be the full
@@ -64,16 +66,18 @@ pub fn answer(env: Env, request: &[u8]) -> Answer {
 }
 
 /// Replaces this process with the full program, with the same arguments and, when the front
-/// program read stdin, a stdin holding exactly the bytes it read. Returns only on failure.
-pub fn hand_over(args: &[OsString], request: Option<&[u8]>) -> Error {
-    let full = match std::env::current_exe() {
-        Ok(exe) => exe.with_file_name(FULL_PROGRAM),
-        Err(e) => {
-            return Error::Installation(format!(
-                "cannot find {FULL_PROGRAM}: this program's own path is unknown ({e})"
-            ));
-        }
+/// program read stdin, a stdin holding exactly the bytes it read. `argv0` is how this program
+/// was started. Returns only on failure.
+pub fn hand_over(argv0: Option<&OsStr>, args: &[OsString], request: Option<&[u8]>) -> Error {
+    let exe = std::env::current_exe().ok();
+    let env = Env::from_process();
+    let Some(own) = own_path(exe, argv0, env.get("PATH")) else {
+        return Error::Installation(format!(
+            "cannot find {FULL_PROGRAM}: this program's own path is unknown (no /proc/self/exe, and {} is not on PATH)",
+            argv0.unwrap_or_default().to_string_lossy()
+        ));
     };
+    let (Ok(full) | Err(full)) = files::full_program_beside(&own);
     let mut command = std::process::Command::new(&full);
     command.args(args).env(FRONT_VARIABLE, cli::VERSION);
     if let Some(bytes) = request {
@@ -94,6 +98,23 @@ pub fn hand_over(args: &[OsString], request: Option<&[u8]>) -> Error {
         e.to_string()
     };
     Error::Installation(format!("cannot run {}: {why}", full.display()))
+}
+
+/// This program's file: what the kernel says (`/proc/self/exe`), else — with no `/proc`, as in a
+/// bare chroot — how it was started: a path, or a name looked up on `PATH` as the caller did.
+fn own_path(
+    exe: Option<PathBuf>,
+    argv0: Option<&OsStr>,
+    path_var: Option<&str>,
+) -> Option<PathBuf> {
+    if exe.is_some() {
+        return exe;
+    }
+    let argv0 = Path::new(argv0?);
+    if argv0.as_os_str().as_bytes().contains(&b'/') {
+        return Some(argv0.to_path_buf());
+    }
+    files::find_program(path_var, argv0.to_str()?)
 }
 
 /// An anonymous in-memory file holding `bytes`, read from the start: any size, unlike a pipe
@@ -118,5 +139,49 @@ pub fn check_pair(env: &Env) -> Result<(), Error> {
             cli::VERSION
         ))),
         _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_path_without_proc_is_found_as_the_caller_found_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let front = dir.path().join("docker-credential-acr");
+        std::fs::write(&front, "").unwrap();
+        std::fs::set_permissions(&front, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+            .unwrap();
+        let path_var = format!("/nonexistent:{}", dir.path().display());
+        let name = OsStr::new("docker-credential-acr");
+        // The kernel's answer wins.
+        let exe = PathBuf::from("/opt/x/docker-credential-acr");
+        assert_eq!(
+            own_path(Some(exe.clone()), Some(name), Some(&path_var)),
+            Some(exe)
+        );
+        // Without /proc: a path as given, else the name on PATH.
+        let given = OsStr::new("./bin/docker-credential-acr");
+        assert_eq!(
+            own_path(None, Some(given), None),
+            Some(PathBuf::from(given))
+        );
+        assert_eq!(own_path(None, Some(name), Some(&path_var)), Some(front));
+        assert_eq!(own_path(None, Some(name), Some("/nonexistent")), None);
+        assert_eq!(own_path(None, None, Some(&path_var)), None);
+    }
+
+    #[test]
+    fn a_front_program_of_another_build_is_refused() {
+        assert!(check_pair(&Env::default()).is_ok());
+        assert!(check_pair(&Env::from_pairs([(FRONT_VARIABLE, cli::VERSION)])).is_ok());
+        let e = check_pair(&Env::from_pairs([(
+            FRONT_VARIABLE,
+            "docker-credential-acr 0.0.1",
+        )]))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("0.0.1") && e.contains(cli::VERSION), "{e}");
     }
 }

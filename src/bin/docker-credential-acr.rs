@@ -2,7 +2,7 @@
 //! serve from a small binary, and hands everything else to `docker-credential-acr-full`
 //! beside it (see the library's `front` module).
 
-use std::ffi::OsString;
+use std::ffi::{OsStr, OsString};
 use std::io::Read as _;
 use std::process::ExitCode;
 
@@ -13,9 +13,11 @@ use docker_credential_acr::protocol::MAX_REQUEST_BYTES;
 use docker_credential_acr::{Env, Error};
 
 fn main() -> ExitCode {
-    let args: Vec<OsString> = std::env::args_os().skip(1).collect();
+    let mut argv = std::env::args_os();
+    let argv0 = argv.next();
+    let args: Vec<OsString> = argv.collect();
     if args.len() != 1 || args[0] != "get" {
-        return hand_over(&args, None);
+        return hand_over(argv0.as_deref(), &args, None);
     }
     // As much as the full program reads: one byte over its limit is enough for its error.
     let mut request = Vec::with_capacity(256);
@@ -30,13 +32,13 @@ fn main() -> ExitCode {
     match front::answer(Env::from_process(), &request) {
         Answer::Reply(reply) => emit(&reply, ExitCode::SUCCESS),
         Answer::NotServed => fail(&Command::Get, &Error::NotFound),
-        Answer::HandOver => hand_over(&args, Some(&request)),
+        Answer::HandOver => hand_over(argv0.as_deref(), &args, Some(&request)),
     }
 }
 
 /// Runs the full program in this process's place; returns only if it could not.
-fn hand_over(args: &[OsString], request: Option<&[u8]>) -> ExitCode {
-    let e = front::hand_over(args, request);
+fn hand_over(argv0: Option<&OsStr>, args: &[OsString], request: Option<&[u8]>) -> ExitCode {
+    let e = front::hand_over(argv0, args, request);
     // Where the error goes depends on who reads stdout (the kubelet wants a response or nothing).
     let command = cli::parse_args(args).unwrap_or(Command::Get);
     fail(&command, &e)
