@@ -41,18 +41,28 @@ pub struct DeveloperCli {
 /// The modification time of the Azure CLI's profile (rewritten by `az login` and
 /// `az account set`), for cache keys; `None` when there is none.
 pub fn az_profile_stamp(ctx: &Context) -> Option<u64> {
-    let dir = match ctx.env.get("AZURE_CONFIG_DIR") {
+    newest_in(ctx, "AZURE_CONFIG_DIR", ".azure", &["azureProfile.json"])
+}
+
+/// The same for the Azure Developer CLI: `azd auth login` and `azd auth logout` rewrite who is
+/// signed in in `auth.json` (older azd: `config.json`) in `AZD_CONFIG_DIR`, default `~/.azd`.
+pub fn azd_profile_stamp(ctx: &Context) -> Option<u64> {
+    newest_in(ctx, "AZD_CONFIG_DIR", ".azd", &["auth.json", "config.json"])
+}
+
+/// The newest modification time, in seconds, of `files` in the directory `variable` names, else
+/// `home_dir` under HOME.
+fn newest_in(ctx: &Context, variable: &str, home_dir: &str, files: &[&str]) -> Option<u64> {
+    let dir = match ctx.env.get(variable) {
         Some(d) => PathBuf::from(d),
-        None => PathBuf::from(ctx.env.get("HOME")?).join(".azure"),
+        None => PathBuf::from(ctx.env.get("HOME")?).join(home_dir),
     };
-    let modified = std::fs::metadata(dir.join("azureProfile.json"))
-        .ok()?
-        .modified()
-        .ok()?;
-    modified
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()
+    files
+        .iter()
+        .filter_map(|name| std::fs::metadata(dir.join(name)).ok()?.modified().ok())
+        .filter_map(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
         .map(|d| d.as_secs())
+        .max()
 }
 
 pub fn detect_az(ctx: &Context, identity: &Identity, scope: Scope) -> Result<Detection, Error> {

@@ -244,10 +244,12 @@ pub fn principal_key(ctx: &Context, identity: &Identity, scope: Scope) -> String
         None
     };
     explicit.unwrap_or_else(|| {
+        // Signing in to a CLI as someone else starts another entry.
         let mut key = format!(
-            "{}|az={}",
+            "{}|az={}|azd={}",
             identity.key(),
-            developer::az_profile_stamp(ctx).unwrap_or_default()
+            developer::az_profile_stamp(ctx).unwrap_or_default(),
+            developer::azd_profile_stamp(ctx).unwrap_or_default()
         );
         // The managed identity or the CLI, narrowed: another entry than the whole chain's.
         if let Some((value, _)) = selector {

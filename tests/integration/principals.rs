@@ -575,3 +575,50 @@ fn azure_token_credentials_narrows_the_chain() {
     assert_eq!(w.traffic(), traffic);
     assert_eq!(calls(&w, "az").len(), 2);
 }
+
+#[test]
+fn signing_in_to_a_cli_as_someone_else_starts_a_new_entry() {
+    for (tool, selector, variable, profile) in [
+        (
+            "az",
+            "AzureCliCredential",
+            "AZURE_CONFIG_DIR",
+            "azureProfile.json",
+        ),
+        (
+            "azd",
+            "AzureDeveloperCliCredential",
+            "AZD_CONFIG_DIR",
+            "auth.json",
+        ),
+    ] {
+        let mut w = World::new();
+        stand_in(&mut w, tool);
+        w.set_env("AZURE_TOKEN_CREDENTIALS", selector);
+        let dir = w.dir.path().join(format!("{tool}-config"));
+        std::fs::create_dir_all(&dir).unwrap();
+        w.set_env(variable, &dir.display().to_string());
+        let profile = dir.join(profile);
+        let signed_in = |at: u64| {
+            let file = std::fs::File::create(&profile).unwrap();
+            file.set_modified(std::time::UNIX_EPOCH + std::time::Duration::from_secs(at))
+                .unwrap();
+        };
+        signed_in(1_700_000_000);
+        let first = w.get("myreg.azurecr.io").secret();
+        assert_eq!(calls(&w, tool).len(), 1, "{tool}");
+        // Signed in as before: the cached token, the CLI not run.
+        assert_eq!(w.get("myreg.azurecr.io").secret(), first, "{tool}");
+        assert_eq!(calls(&w, tool).len(), 1, "{tool}");
+        // `az login` / `azd auth login` as someone else rewrites the profile: a new entry, so
+        // the CLI is asked again instead of the other account's token being served.
+        signed_in(1_700_000_600);
+        w.get("myreg.azurecr.io").secret();
+        assert_eq!(
+            calls(&w, tool).len(),
+            2,
+            "{tool}: the other account's token was served"
+        );
+        assert_eq!(w.acr.exchanges().len(), 2, "{tool}");
+    }
+}
