@@ -234,6 +234,9 @@ Environment (a value that cannot be right is an error naming the variable):
 Identity: the config's `identity` (per registry or top level), else the first of: service principal,
 workload identity, GitHub Actions, Azure Pipelines, App Service, Azure Arc, IMDS, az, azd.
 
+Two programs, always side by side: docker-credential-acr answers a cached `get` and a host it does
+not serve; everything else is docker-credential-acr-full's, which it runs from its own directory.
+
 Docs: README.md and docs/ (configuration, ci, clients, cache, kubernetes, troubleshooting).
 "#
 );
@@ -251,6 +254,7 @@ Walks every step a pull of REGISTRY depends on and prints each as it completes:
   exchange   the ACR refresh token from the registry: fingerprint and expiry
   docker, containers, kubelet, path
              which client configurations send REGISTRY to this helper, and whether it is on PATH
+             with docker-credential-acr-full beside it
 Without REGISTRY it checks the identity and the wiring only.
 
 Exit status 0 when every step works, 1 at the first broken step (the report says which and
