@@ -248,7 +248,7 @@ fn main() {
     });
     // Another build of the helper, to compare two builds in one run (same cache, same noise);
     // its `version` row tells start-up from the work of each path.
-    if let Ok(other) = std::env::var("HELPER_BIN") {
+    if let Some(other) = helper_bin() {
         subjects.extend(rows(
             &[
                 "HELPER_BIN get, warm cache",
@@ -337,6 +337,11 @@ fn main() {
     println!("{runs} interleaved runs per command");
 }
 
+/// The other build to compare with, if `HELPER_BIN` names one (empty is unset).
+fn helper_bin() -> Option<String> {
+    std::env::var("HELPER_BIN").ok().filter(|v| !v.is_empty())
+}
+
 /// Another build's files: `HELPER_BIN` and, if that build is a pair, the full program beside it.
 fn other_files(front: &str) -> Vec<(String, &'static str)> {
     let mut files = vec![(front.to_string(), "docker-credential-acr")];
@@ -361,7 +366,7 @@ fn cold_path() {
             .and_then(|v| v.parse().ok())
             .unwrap_or(200),
     );
-    let program = std::env::var("HELPER_BIN").unwrap_or_else(|_| support::bin().into());
+    let program = helper_bin().unwrap_or_else(|| support::bin().into());
     let w = support::World::new();
     *w.imds.state.latency.lock().unwrap() = d;
     *w.acr.state.latency.lock().unwrap() = d;
