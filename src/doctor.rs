@@ -349,21 +349,25 @@ fn wiring(ctx: &Context, host: Option<&str>, r: &mut Report) {
         }
     }
     match files::find_program(ctx.env.get("PATH"), "docker-credential-acr") {
-        Some(p) => match files::full_program_beside(&p) {
-            Ok(_) => r.line(
-                Mark::Ok,
-                "path",
-                format!("docker-credential-acr is {}", p.display()),
-            ),
-            Err(full) => r.fail(
-                "path",
-                format!(
-                    "docker-credential-acr is {}, but {} is missing: it answers only warm gets without it; install both programs together (./install.sh), or link docker-credential-acr instead of copying it",
-                    p.display(),
-                    full.display()
-                ),
-            ),
-        },
+        Some(p) => {
+            let full = files::full_program_beside(&p);
+            if files::is_executable(&full) {
+                r.line(
+                    Mark::Ok,
+                    "path",
+                    format!("docker-credential-acr is {}", p.display()),
+                );
+            } else {
+                r.fail(
+                    "path",
+                    format!(
+                        "docker-credential-acr is {}, but {} is missing: it answers only warm gets without it; install both programs together (./install.sh), or link docker-credential-acr instead of copying it",
+                        p.display(),
+                        full.display()
+                    ),
+                );
+            }
+        }
         None => r.fail(
             "path",
             "docker-credential-acr is not on PATH, where clients look for it; install it to /usr/local/bin (./install.sh)",

@@ -181,7 +181,8 @@ pub fn find_program(path_var: Option<&str>, program: &str) -> Option<PathBuf> {
     })
 }
 
-fn is_executable(p: &Path) -> bool {
+/// Whether `p` is an executable regular file (links followed).
+pub fn is_executable(p: &Path) -> bool {
     use std::os::unix::fs::PermissionsExt as _;
     fs::metadata(p).is_ok_and(|meta| meta.is_file() && meta.permissions().mode() & 0o111 != 0)
 }
@@ -190,16 +191,12 @@ fn is_executable(p: &Path) -> bool {
 /// everything but a warm `get` and a host not served.
 pub const FULL_PROGRAM: &str = "docker-credential-acr-full";
 
-/// The full program beside the front program at `front` (links followed, as the front program
-/// finds it): `Ok` if it is an executable file there, else `Err` with where it should be.
-pub fn full_program_beside(front: &Path) -> Result<PathBuf, PathBuf> {
-    let real = fs::canonicalize(front).unwrap_or_else(|_| front.to_path_buf());
-    let full = real.with_file_name(FULL_PROGRAM);
-    if is_executable(&full) {
-        Ok(full)
-    } else {
-        Err(full)
-    }
+/// Where the full program belongs: beside the front program at `front`, links followed (as the
+/// front program finds it).
+pub fn full_program_beside(front: &Path) -> PathBuf {
+    fs::canonicalize(front)
+        .unwrap_or_else(|_| front.to_path_buf())
+        .with_file_name(FULL_PROGRAM)
 }
 
 /// This process's effective user id.

@@ -77,7 +77,8 @@ pub fn hand_over(argv0: Option<&OsStr>, args: &[OsString], request: Option<&[u8]
             argv0.unwrap_or_default().to_string_lossy()
         ));
     };
-    let (Ok(full) | Err(full)) = files::full_program_beside(&own);
+    // Whether it is there, `exec` says.
+    let full = files::full_program_beside(&own);
     let mut command = std::process::Command::new(&full);
     command.args(args).env(FRONT_VARIABLE, cli::VERSION);
     if let Some(bytes) = request {
