@@ -15,7 +15,7 @@ use crate::context::Context;
 use crate::error::Error;
 use crate::hosts;
 use crate::identity::{self, Identity, Reason};
-use crate::token::{self, AadToken, Detected, Scope};
+use crate::token::{self, AadToken, Chain, Detected, Scope};
 
 /// What a request resolves to before any network: the host, its identity and its cache entry.
 #[derive(Debug, Clone)]
@@ -139,14 +139,21 @@ pub trait Observer {
 pub struct Quiet;
 impl Observer for Quiet {}
 
-/// A new ACR refresh token for the plan's registry: the token source and the registry's
-/// challenge run at once (each on its own thread), then the exchange goes over the connection
-/// the challenge opened. Only the exchange needs both, so a cold `get` costs about
+/// A new ACR refresh token for the plan's registry. The sources that are here are found first
+/// (no I/O but local files), so a setup that cannot work sends nothing. Then the token source
+/// and the registry's challenge run at once (each on its own thread), and the exchange goes
+/// over the connection the challenge opened. Only the exchange needs both, so a cold `get` costs about
 /// max(source, challenge) + exchange instead of their sum.
 ///
 /// The first failure to arrive is the one reported, at once: the other branch is not waited
 /// for (it ends with the process). The observer hears of each step as it completes.
 pub fn refresh(ctx: &Context, plan: &Plan, obs: &mut dyn Observer) -> Result<RefreshToken, Error> {
+    // Which sources are here is local knowledge (variables, files, PATH): found before any
+    // thread or socket, so a setup that cannot work costs no traffic at all.
+    let chain = detect(ctx, &plan.identity, plan.scope).map_err(|u| {
+        obs.begin(Step::Source);
+        report_failure(*u, obs)
+    })?;
     let (tx, rx) = mpsc::channel();
     let challenge_branch = {
         let (tx, ctx, host) = (tx.clone(), ctx.clone(), plan.host.clone());
@@ -155,9 +162,9 @@ pub fn refresh(ctx: &Context, plan: &Plan, obs: &mut dyn Observer) -> Result<Ref
         }
     };
     let token_branch = {
-        let (tx, ctx, identity, scope) = (tx, ctx.clone(), plan.identity.clone(), plan.scope);
+        let (tx, ctx, identity) = (tx, ctx.clone(), plan.identity.clone());
         move || {
-            let _ = tx.send(Branch::Token(source_token(&ctx, &identity, scope)));
+            let _ = tx.send(Branch::Token(fetch_from(&ctx, &identity, chain)));
         }
     };
     for (name, branch) in [
@@ -265,13 +272,22 @@ fn source_token(
     identity: &Identity,
     scope: Scope,
 ) -> Result<Fetched, Box<Unfetched>> {
-    let chain = token::chain(ctx, identity, scope).map_err(|error| {
+    fetch_from(ctx, identity, detect(ctx, identity, scope)?)
+}
+
+/// The sources that are here ([`token::chain`]), as the token branch reports a failure.
+fn detect(ctx: &Context, identity: &Identity, scope: Scope) -> Result<Chain, Box<Unfetched>> {
+    token::chain(ctx, identity, scope).map_err(|error| {
         Box::new(Unfetched {
             skipped: vec![],
             found: None,
             error,
         })
-    })?;
+    })
+}
+
+/// [`source_token`] over a chain already detected.
+fn fetch_from(ctx: &Context, identity: &Identity, chain: Chain) -> Result<Fetched, Box<Unfetched>> {
     let mut skipped = chain.skipped;
     let mut present = chain.present.into_iter().peekable();
     while let Some(found) = present.next() {
@@ -341,22 +357,25 @@ fn report_token(
             obs.token(&fetched.aad, fetched.took);
             Ok(fetched.aad)
         }
-        Err(unfetched) => {
-            let Unfetched {
-                skipped,
-                found,
-                error,
-            } = *unfetched;
-            for (source, why) in &skipped {
-                obs.skipped(source, why);
-            }
-            if let Some(found) = found {
-                obs.source(&found);
-                obs.begin(Step::Token);
-            }
-            Err(error)
-        }
+        Err(unfetched) => Err(report_failure(*unfetched, obs)),
     }
+}
+
+/// Tells the observer how far the token branch got before it failed; the error.
+fn report_failure(unfetched: Unfetched, obs: &mut dyn Observer) -> Error {
+    let Unfetched {
+        skipped,
+        found,
+        error,
+    } = unfetched;
+    for (source, why) in &skipped {
+        obs.skipped(source, why);
+    }
+    if let Some(found) = found {
+        obs.source(&found);
+        obs.begin(Step::Token);
+    }
+    error
 }
 
 /// The token source and its AAD token for `identity`, reported to `obs` (`doctor` without a
