@@ -6,10 +6,10 @@
 use std::collections::VecDeque;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
@@ -867,6 +867,9 @@ impl TokenService {
 pub struct FakeProxy {
     pub addr: SocketAddr,
     pub connects: Arc<Mutex<Vec<String>>>,
+    /// Connections accepted whose request is not read yet (a process that ended at once may
+    /// have left one behind; it is counted before [`FakeProxy::connects`] answers).
+    reading: Arc<AtomicUsize>,
 }
 
 impl FakeProxy {
@@ -875,17 +878,26 @@ impl FakeProxy {
         let addr = listener.local_addr().unwrap();
         let connects = Arc::new(Mutex::new(Vec::new()));
         let seen = connects.clone();
+        let reading = Arc::new(AtomicUsize::new(0));
+        let unread = reading.clone();
         thread::spawn(move || {
             for stream in listener.incoming() {
                 let Ok(mut client) = stream else { continue };
-                let seen = seen.clone();
+                let (seen, unread) = (seen.clone(), unread.clone());
+                unread.fetch_add(1, Ordering::SeqCst);
                 thread::spawn(move || {
-                    let Some(request) = server::read_request(&mut client) else {
+                    let _ = client.set_read_timeout(Some(Duration::from_secs(5)));
+                    let request = server::read_request(&mut client);
+                    if let Some(request) = &request {
+                        seen.lock()
+                            .unwrap()
+                            .push(format!("{} {}", request.method, request.path));
+                    }
+                    unread.fetch_sub(1, Ordering::SeqCst);
+                    let Some(request) = request else {
                         return;
                     };
-                    seen.lock()
-                        .unwrap()
-                        .push(format!("{} {}", request.method, request.path));
+                    let _ = client.set_read_timeout(None);
                     if request.method != "CONNECT" {
                         let _ = client.write_all(
                             b"HTTP/1.1 405 Method Not Allowed\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
@@ -910,7 +922,11 @@ impl FakeProxy {
                 });
             }
         });
-        FakeProxy { addr, connects }
+        FakeProxy {
+            addr,
+            connects,
+            reading,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -918,6 +934,10 @@ impl FakeProxy {
     }
 
     pub fn connects(&self) -> Vec<String> {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while self.reading.load(Ordering::SeqCst) > 0 && Instant::now() < deadline {
+            thread::sleep(Duration::from_millis(5));
+        }
         self.connects.lock().unwrap().clone()
     }
 }
