@@ -5,6 +5,10 @@ use std::fmt::Display;
 use std::io::Write as _;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+/// Set by the front program for the full one: its `version` line, which must be the full
+/// program's own. Never passed on to the programs the helper runs (az, azd).
+pub const FRONT_VARIABLE: &str = "DOCKER_CREDENTIAL_ACR_FRONT";
+
 /// A snapshot of the environment variables, taken once. Its `Debug` shows names only: values
 /// such as `IDENTITY_HEADER` are secrets.
 ///

@@ -22,9 +22,7 @@ use crate::error::Error;
 use crate::files::{self, FULL_PROGRAM};
 use crate::{flow, protocol};
 
-/// Set by the front program for the full one: its `version` line, which must be the full
-/// program's own.
-pub const FRONT_VARIABLE: &str = "DOCKER_CREDENTIAL_ACR_FRONT";
+pub use crate::env::FRONT_VARIABLE;
 
 /// What the front program does with a `get`.
 #[derive(Debug)]

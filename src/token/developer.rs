@@ -17,6 +17,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use crate::context::Context;
+use crate::env;
 use crate::error::{At, Error};
 use crate::identity::Identity;
 use crate::jwt;
@@ -145,7 +146,7 @@ pub fn run(ctx: &Context, program: &Path, args: &[&str], at: &At) -> Result<Ran,
     let mut child = Command::new(program)
         .args(args)
         .env_clear()
-        .envs(ctx.env.vars())
+        .envs(ctx.env.vars().filter(|(k, _)| *k != env::FRONT_VARIABLE))
         .env("AZURE_CORE_NO_COLOR", "true")
         .current_dir("/")
         .stdin(Stdio::null())

@@ -95,6 +95,7 @@ fn stand_in(w: &mut World, name: &str) -> PathBuf {
     let script = format!(
         r#"#!/bin/sh
 echo "$PWD $*" >> {dir}/{name}.calls
+env > {dir}/{name}.env
 case "$(cat {dir}/{name}.mode)" in
   ok) {ok} ;;
   old) printf '{{"accessToken":"%s","expiresOn":"2030-01-01 00:00:00.000000"}}' "$(cat {dir}/{name}.token)" ;;
@@ -339,6 +340,19 @@ fn azure_cli_on_a_laptop_where_imds_is_silent() {
         az[0].starts_with("/ account get-access-token --output json --resource https://containerregistry.azure.net"),
         "run from /, with the documented arguments: {az:?}"
     );
+    // Its environment is the helper's, less the variable between the helper's two programs.
+    let env = std::fs::read_to_string(w.dir.path().join("az.env")).unwrap();
+    let names: Vec<&str> = env
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, _)| k)
+        .collect();
+    assert!(
+        names.contains(&"AZURE_CORE_NO_COLOR")
+            && names.contains(&"DOCKER_CREDENTIAL_ACR_IMDS_ENDPOINT"),
+        "{names:?}"
+    );
+    assert!(!names.contains(&"DOCKER_CREDENTIAL_ACR_FRONT"), "{names:?}");
     // The next cold get goes straight to az: IMDS's silence is remembered.
     let memo = w
         .cache_dir()
