@@ -41,20 +41,27 @@ fn a_non_utf8_argument_is_a_usage_error_not_a_panic() {
 #[test]
 fn a_closed_stdout_ends_quietly() {
     let w = World::new();
-    for args in [
-        &["--help"][..],
-        &["version"],
-        &["doctor", "--help"],
-        &["bogus"],
+    w.get("myreg.azurecr.io").secret();
+    for (args, stdin) in [
+        (&["--help"][..], ""),
+        (&["version"], ""),
+        (&["doctor", "--help"], ""),
+        (&["bogus"], ""),
+        // Warm (the front program answers) and not served.
+        (&["get"], "myreg.azurecr.io"),
+        (&["get"], "docker.io"),
     ] {
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);
-        let out = w
+        let mut child = w
             .command(args)
             .stdout(Stdio::from(writer))
             .env("RUST_BACKTRACE", "1")
-            .output()
+            .spawn()
             .unwrap();
+        use std::io::Write as _;
+        let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+        let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(stderr, "", "{args:?}: a closed pipe is not worth a word");
         assert!(out.status.code().is_some(), "{args:?}: killed by a signal");
@@ -67,6 +74,8 @@ fn a_full_stdout_is_one_line_on_stderr() {
     for (args, stdin) in [
         (&["--help"][..], ""),
         (&["version"], ""),
+        // A cold get (the full program answers), then a warm one (the front program does).
+        (&["get"], "myreg.azurecr.io"),
         (&["get"], "myreg.azurecr.io"),
         (&["get"], "docker.io"),
         (&["list"], ""),
@@ -94,6 +103,8 @@ fn a_full_stdout_is_one_line_on_stderr() {
         );
         w.assert_no_token_in("stderr", &stderr);
     }
+    // The cold get's token was cached although it could not be written: the second get was warm.
+    assert_eq!(w.acr.exchanges().len(), 1);
 }
 
 #[test]
