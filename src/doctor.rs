@@ -17,6 +17,7 @@ use crate::error::Error;
 use crate::files;
 use crate::flow::{self, Observer, Step};
 use crate::hosts;
+use crate::identity::{Identity, Reason};
 use crate::jwt::Audience;
 use crate::token::{AadToken, Detected};
 
@@ -168,7 +169,7 @@ pub fn diagnose(ctx: &Context, registry_arg: Option<&str>, out: &mut dyn Write) 
                 r.line(
                     Mark::Info,
                     "identity",
-                    format!("the {} ({})", plan.identity, plan.reason.describe()),
+                    identity_line(&plan.identity, plan.reason),
                 );
                 r.line(Mark::Info, "audience", ctx.resource());
                 cache_line(ctx, &plan.key, &mut r);
@@ -195,11 +196,7 @@ pub fn diagnose(ctx: &Context, registry_arg: Option<&str>, out: &mut dyn Write) 
         },
         None => {
             let (identity, reason) = flow::choose_identity(ctx, "");
-            r.line(
-                Mark::Info,
-                "identity",
-                format!("the {identity} ({})", reason.describe()),
-            );
+            r.line(Mark::Info, "identity", identity_line(&identity, reason));
             r.line(Mark::Info, "audience", ctx.resource());
             let scope = flow::scope_of(&identity, reason);
             if let Err(e) = flow::fetch_token(ctx, &identity, scope, &mut r) {
@@ -412,6 +409,20 @@ pub fn utc(t: u64) -> String {
         secs % 3600 / 60,
         secs % 60
     )
+}
+
+/// The `identity` line: the configured identity, or — with none — what the chain does with
+/// `AZURE_CLIENT_ID` (the first source that is here decides, listed below it).
+fn identity_line(identity: &Identity, reason: Reason) -> String {
+    match (identity, reason) {
+        (Identity::ClientId(id), Reason::AzureClientId) => format!(
+            "client_id {id} (from AZURE_CLIENT_ID): the application a service principal or a federation signs in as, else the user-assigned managed identity; the source is the first one below that is here"
+        ),
+        (_, Reason::Default) => format!(
+            "none configured, AZURE_CLIENT_ID unset: the first source below that is here answers (a managed identity: the {identity})"
+        ),
+        _ => format!("the {identity} ({})", reason.describe()),
+    }
 }
 
 #[cfg(test)]

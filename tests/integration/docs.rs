@@ -1,7 +1,8 @@
 //! Every example in README.md and docs/ is taken verbatim from the file and exercised: helper
 //! configuration files are loaded by the binary, every `docker-credential-acr …` command line is
 //! run, the kubelet provider config matches `configure kubelet`, JSON examples parse, scripts and
-//! paths named exist, and the Rust snippet matches the source.
+//! paths named exist, the Rust snippet matches the source, the doctor transcript has the shape
+//! doctor prints, and the CI examples sign in as written.
 
 use std::path::{Path, PathBuf};
 
@@ -319,4 +320,197 @@ fn the_tests_the_security_doc_names_exist() {
         );
     }
     assert!(named >= 20, "only {named} test names found");
+}
+
+/// The `KEY: value` lines under the first `env:` of a YAML example (at any indentation).
+fn yaml_env(yaml: &str) -> Vec<(String, String)> {
+    let mut lines = yaml.lines().skip_while(|l| l.trim() != "env:");
+    let Some(env_line) = lines.next() else {
+        return vec![];
+    };
+    let indent = env_line.len() - env_line.trim_start().len();
+    lines
+        .take_while(|l| l.len() - l.trim_start().len() > indent)
+        .filter_map(|l| l.trim().split_once(": "))
+        .map(|(k, v)| (k.to_string(), v.trim().to_string()))
+        .collect()
+}
+
+/// The one block of `file` whose text contains `marker`.
+fn block_with(file: &str, marker: &str) -> String {
+    let found: Vec<Block> = blocks()
+        .into_iter()
+        .filter(|b| b.file == file && b.text.contains(marker))
+        .collect();
+    assert_eq!(found.len(), 1, "{file}: one block with {marker:?}");
+    found[0].text.clone()
+}
+
+/// Runs `doctor` for the registry of docs/ci.md in `w` and checks it names `source`.
+fn doctor_uses(w: &World, source: &str) -> crate::support::Out {
+    let out = w.run(&["doctor", "myreg.azurecr.io"], "", &[]);
+    assert_eq!(out.code, Some(0), "{out}");
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.contains("source") && l.contains(source)),
+        "{source}: {out}"
+    );
+    assert_eq!(w.imds.server.total(), 0, "{source}: IMDS was asked");
+    out
+}
+
+#[test]
+fn the_ci_examples_sign_in_as_written() {
+    let ci = std::fs::read_to_string(root().join("docs/ci.md")).unwrap();
+    // Each case is installed and wired as the page's first step says.
+    assert!(
+        block_with("docs/ci.md", "configure docker")
+            .contains("docker-credential-acr configure docker myreg.azurecr.io")
+    );
+
+    // GitHub Actions: the workflow's env block and what GitHub sets for `id-token: write`.
+    let workflow = block_with("docs/ci.md", "id-token: write");
+    let env = yaml_env(&workflow);
+    assert_eq!(
+        env.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(),
+        ["AZURE_TENANT_ID", "AZURE_CLIENT_ID"]
+    );
+    let mut w = installed_world();
+    w.use_fake_entra();
+    for (k, v) in &env {
+        w.set_env(k, v);
+    }
+    *w.acr.state.github_request_token.lock().unwrap() = Some("gh-request-token".into());
+    w.set_env(
+        "ACTIONS_ID_TOKEN_REQUEST_URL",
+        &format!(
+            "https://localhost:{}/github/idtoken?api-version=2.0",
+            w.acr.server.port()
+        ),
+    );
+    w.set_env("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "gh-request-token");
+    let out = doctor_uses(&w, "GitHub Actions");
+    // AZURE_CLIENT_ID names the application here, not a managed identity.
+    assert!(
+        out.stdout.contains("identity    client_id 00000000-0000-0000-0000-0000000000b3 (from AZURE_CLIENT_ID): the application a service principal or a federation signs in as"),
+        "{out}"
+    );
+    let install = workflow
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("- run: ./install.sh "))
+        .expect("the workflow installs with install.sh");
+    let usage = std::process::Command::new(root().join("install.sh"))
+        .arg("--help")
+        .output()
+        .unwrap();
+    for flag in install.split_whitespace().filter(|a| a.starts_with("--")) {
+        assert!(
+            String::from_utf8_lossy(&usage.stdout).contains(flag),
+            "install.sh has no {flag}"
+        );
+    }
+
+    // Azure Pipelines: the variables the text says the helper reads, the step's env mapping.
+    let step = block_with("docs/ci.md", "AzureCLI@2");
+    let mapped = yaml_env(&step);
+    assert_eq!(mapped[0].0, "SYSTEM_ACCESSTOKEN");
+    let reads = ci
+        .split("The helper reads ")
+        .nth(1)
+        .and_then(|t| t.split(" (or ").next())
+        .expect("docs/ci.md lists what the helper reads on Azure Pipelines");
+    let names: Vec<&str> = reads.split('`').skip(1).step_by(2).collect();
+    assert_eq!(names.len(), 5, "{names:?}");
+    let mut w = installed_world();
+    w.use_fake_entra();
+    *w.acr.state.github_request_token.lock().unwrap() = Some("ado-access-token".into());
+    for name in names {
+        let value = match name {
+            "SYSTEM_OIDCREQUESTURI" => {
+                format!("https://localhost:{}/pipelines/oidc", w.acr.server.port())
+            }
+            "SYSTEM_ACCESSTOKEN" => "ado-access-token".into(),
+            "AZURESUBSCRIPTION_SERVICE_CONNECTION_ID" => "conn-1".into(),
+            "AZURESUBSCRIPTION_TENANT_ID" => "00000000-0000-0000-0000-0000000000aa".into(),
+            "AZURESUBSCRIPTION_CLIENT_ID" => "00000000-0000-0000-0000-0000000000b4".into(),
+            other => panic!("docs/ci.md names {other}, which this test does not know"),
+        };
+        w.set_env(name, &value);
+    }
+    doctor_uses(&w, "Azure Pipelines");
+
+    // A certificate: the exports as written, the key file where the test can make it.
+    let script = block_with("docs/ci.md", "AZURE_CLIENT_CERTIFICATE_PATH");
+    let mut w = installed_world();
+    w.use_fake_entra();
+    let mut commands = 0;
+    for line in script.lines() {
+        let line = line.split("   #").next().unwrap().trim();
+        if let Some((k, v)) = line.strip_prefix("export ").and_then(|l| l.split_once('=')) {
+            let v = if k == "AZURE_CLIENT_CERTIFICATE_PATH" {
+                assert!(Path::new(v).is_absolute(), "{v}");
+                let client = script
+                    .lines()
+                    .find_map(|l| l.strip_prefix("export AZURE_CLIENT_ID="))
+                    .unwrap();
+                crate::principals::certificate_for(&w, client.trim())
+                    .display()
+                    .to_string()
+            } else {
+                v.to_string()
+            };
+            w.set_env(k, &v);
+        } else if line.starts_with("docker-credential-acr doctor myreg.azurecr.io") {
+            commands += 1;
+            doctor_uses(&w, "certificate");
+        }
+    }
+    assert_eq!(commands, 1);
+}
+
+/// A world where the helper is installed as the docs say: both programs in a directory on PATH,
+/// the registry wired into Docker's configuration.
+fn installed_world() -> World {
+    let mut w = World::new();
+    let bindir = w.dir.path().join("bin");
+    std::fs::create_dir_all(&bindir).unwrap();
+    for (program, name) in [
+        (crate::support::bin(), "docker-credential-acr"),
+        (crate::support::full_bin(), "docker-credential-acr-full"),
+    ] {
+        std::os::unix::fs::symlink(program, bindir.join(name)).unwrap();
+    }
+    w.set_env("PATH", &format!("{}:/usr/bin:/bin", bindir.display()));
+    let out = w.run(&["configure", "docker", "myreg.azurecr.io"], "", &[]);
+    assert_eq!(out.code, Some(0), "{out}");
+    w
+}
+
+#[test]
+fn the_doctor_transcript_shown_is_what_doctor_prints() {
+    let text = std::fs::read_to_string(root().join("docs/troubleshooting.md")).unwrap();
+    let shown = text
+        .split("$ docker-credential-acr doctor myreg.azurecr.io\n")
+        .nth(1)
+        .and_then(|t| t.split("```").next())
+        .expect("docs/troubleshooting.md shows a doctor run");
+    let w = installed_world();
+    w.get("myreg.azurecr.io").secret();
+    let out = w.run(&["doctor", "myreg.azurecr.io"], "", &[]);
+    assert_eq!(out.code, Some(0), "{out}");
+    // Each line's mark and step, a skipped source's name, and the identity line as printed.
+    let shape = |text: &str| -> Vec<String> {
+        text.lines()
+            .skip(1)
+            .map(|l| match l.get(18..) {
+                Some(rest) if l.contains("not used") => {
+                    format!("{} {}", &l[..18], rest.split(':').next().unwrap())
+                }
+                Some(_) if l[6..].starts_with("identity") => l.to_string(),
+                _ => l.chars().take(18).collect(),
+            })
+            .collect()
+    };
+    assert_eq!(shape(shown), shape(&out.stdout), "{out}");
 }

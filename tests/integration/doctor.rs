@@ -62,7 +62,7 @@ fn healthy_setup_reports_every_step_ok() {
     for needle in [
         "doctor for myreg.azurecr.io",
         "ok    registry    myreg.azurecr.io is served (an ACR login server)",
-        "identity    the system-assigned identity (default",
+        "identity    none configured, AZURE_CLIENT_ID unset: the first source below that is here answers (a managed identity: the system-assigned identity)",
         "source      the Instance Metadata Service (IMDS) at http://127.0.0.1:",
         "audience    https://containerregistry.azure.net",
         "cache",

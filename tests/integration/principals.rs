@@ -38,6 +38,11 @@ fn private_file(w: &World, name: &str, text: &str) -> PathBuf {
 
 /// A certificate and its key in one PEM file (made by openssl), registered with Entra ID.
 fn certificate(w: &World) -> PathBuf {
+    certificate_for(w, SP_ID)
+}
+
+/// [`certificate`] for the application `client_id`.
+pub(crate) fn certificate_for(w: &World, client_id: &str) -> PathBuf {
     let dir = w.dir.path();
     let ok = std::process::Command::new("openssl")
         .args([
@@ -65,7 +70,7 @@ fn certificate(w: &World) -> PathBuf {
         .entra_certificates
         .lock()
         .unwrap()
-        .push((SP_ID.into(), der));
+        .push((client_id.into(), der));
     private_file(w, "sp.pem", &format!("{key}{cert}"))
 }
 
