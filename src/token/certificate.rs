@@ -35,6 +35,10 @@ impl std::fmt::Debug for Signer {
 /// Reads the PEM text of a certificate file. Errors say what is missing or wrong, never quote
 /// the file.
 pub fn load(pem_text: &[u8]) -> Result<Signer, String> {
+    // A DER SEQUENCE with no PEM armour: a `.pfx` (PKCS#12) or a DER certificate or key.
+    if pem_text.first() == Some(&0x30) && !pem_text.windows(11).any(|w| w == b"-----BEGIN ") {
+        return Err("it is binary (a PKCS#12 .pfx or DER file), not PEM; convert it to one PEM file with the certificate and its unencrypted key (`openssl pkcs12 -in cert.pfx -nodes -out cert.pem`), readable only by you".into());
+    }
     if pem_text
         .windows(b"ENCRYPTED PRIVATE KEY".len())
         .any(|w| w == b"ENCRYPTED PRIVATE KEY")
@@ -253,5 +257,17 @@ mod tests {
             .stdout;
         let e = load(format!("{cert}{}", String::from_utf8(ec).unwrap()).as_bytes()).unwrap_err();
         assert!(e.contains("not an RSA key"), "{e}");
+        // A .pfx, as Key Vault and Windows export certificates.
+        let dir = tempfile::tempdir().unwrap();
+        let pem = dir.path().join("cert.pem");
+        std::fs::write(&pem, format!("{key}{cert}")).unwrap();
+        let pfx = std::process::Command::new("openssl")
+            .args(["pkcs12", "-export", "-passout", "pass:", "-in"])
+            .arg(&pem)
+            .output()
+            .unwrap();
+        assert!(pfx.status.success());
+        let e = load(&pfx.stdout).unwrap_err();
+        assert!(e.contains("PKCS#12") && e.contains("openssl pkcs12"), "{e}");
     }
 }
