@@ -381,15 +381,7 @@ fn the_ci_examples_sign_in_as_written() {
     for (k, v) in &env {
         w.set_env(k, v);
     }
-    *w.acr.state.github_request_token.lock().unwrap() = Some("gh-request-token".into());
-    w.set_env(
-        "ACTIONS_ID_TOKEN_REQUEST_URL",
-        &format!(
-            "https://localhost:{}/github/idtoken?api-version=2.0",
-            w.acr.server.port()
-        ),
-    );
-    w.set_env("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "gh-request-token");
+    w.as_github_actions_job();
     let out = doctor_uses(&w, "GitHub Actions");
     // AZURE_CLIENT_ID names the application here, not a managed identity.
     assert!(

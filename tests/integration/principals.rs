@@ -247,15 +247,7 @@ fn key_files_open_to_others_are_refused() {
 fn github_actions_asks_for_a_fresh_id_token_every_time() {
     let mut w = World::new();
     w.use_fake_entra();
-    *w.acr.state.github_request_token.lock().unwrap() = Some("gh-request-token".into());
-    w.set_env(
-        "ACTIONS_ID_TOKEN_REQUEST_URL",
-        &format!(
-            "https://localhost:{}/github/idtoken?api-version=2.0",
-            w.acr.server.port()
-        ),
-    );
-    w.set_env("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "gh-request-token");
+    w.as_github_actions_job();
     w.set_env("AZURE_TENANT_ID", TENANT);
     w.set_env("AZURE_CLIENT_ID", SP_ID);
     for _ in 0..2 {

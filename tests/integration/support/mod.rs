@@ -185,6 +185,20 @@ impl World {
         self.set_env("NO_PROXY", "localhost");
     }
 
+    /// What GitHub sets for a job with `id-token: write`: the fake's ID-token endpoint and the
+    /// request token it wants (`gh-request-token`).
+    pub fn as_github_actions_job(&mut self) {
+        *self.acr.state.github_request_token.lock().unwrap() = Some("gh-request-token".into());
+        self.set_env(
+            "ACTIONS_ID_TOKEN_REQUEST_URL",
+            &format!(
+                "https://localhost:{}/github/idtoken?api-version=2.0",
+                self.acr.server.port()
+            ),
+        );
+        self.set_env("ACTIONS_ID_TOKEN_REQUEST_TOKEN", "gh-request-token");
+    }
+
     /// How many cache entries (`*.json`) the cache directory holds.
     pub fn cache_entries(&self) -> usize {
         std::fs::read_dir(self.cache_dir())
