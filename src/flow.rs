@@ -291,7 +291,7 @@ fn fetch_from(ctx: &Context, identity: &Identity, chain: Chain) -> Result<Fetche
     let mut skipped = chain.skipped;
     let mut present = chain.present.into_iter().peekable();
     while let Some(found) = present.next() {
-        if found.may_be_absent && token::remembered_absent(ctx, found.source.name()) {
+        if found.may_be_absent && token::absent::remembered(ctx, found.source.name()) {
             skipped.push((
                 found.source.name(),
                 "did not answer recently; not asked again for a while".into(),
@@ -315,13 +315,15 @@ fn fetch_from(ctx: &Context, identity: &Identity, chain: Chain) -> Result<Fetche
                 });
             }
             Err(error)
-                if found.may_be_absent && present.peek().is_some() && token::absent(&error) =>
+                if found.may_be_absent
+                    && present.peek().is_some()
+                    && token::absent::is_absent(&error) =>
             {
                 ctx.log
                     .debug(format_args!("{}: not here ({error})", found.source.name()));
                 // Only silence is remembered; a signed-out CLI is asked again next time.
                 if matches!(error, Error::IdentityUnreachable { .. }) {
-                    token::remember_absent(ctx, found.source.name());
+                    token::absent::remember(ctx, found.source.name());
                 }
                 skipped.push((found.source.name(), error.to_string()));
             }

@@ -112,7 +112,7 @@ impl GithubActions {
         ctx.log.debug(format_args!(
             "GitHub Actions: GET the ID token for {audience}"
         ));
-        token::ci_token(
+        token::ci::request(
             ctx,
             at,
             &request,

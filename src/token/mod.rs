@@ -10,12 +10,14 @@
 //! configured here" and the next source is asked; `Err` means "configured, but wrong" and stops
 //! the chain, so a misconfigured source is never masked by falling through to another identity.
 //! Once a source is chosen, its fetch failures are reported as they are — never retried with
-//! the next source. The AAD token lives only in memory: nothing here writes it anywhere or puts
+//! the next source, unless nothing was there at all ([`absent`]). The AAD token lives only in memory: nothing here writes it anywhere or puts
 //! it, the Arc key, `IDENTITY_HEADER` or a federated token into an error or a log line.
 
+pub mod absent;
 pub mod app_service;
 pub mod arc;
 pub mod certificate;
+pub mod ci;
 pub mod developer;
 pub mod entra;
 pub mod github;
@@ -26,13 +28,11 @@ pub mod pod;
 pub mod service_principal;
 pub mod workload;
 
-use std::time::Duration;
-
 use serde::Deserialize;
 
 use crate::context::Context;
 use crate::error::{At, Error};
-use crate::http::{Response, Transport};
+use crate::http::Response;
 use crate::identity::{self, Identity};
 use crate::jwt::{self, Claims};
 use crate::secret::{self, Secret};
@@ -199,18 +199,6 @@ pub fn chain(ctx: &Context, identity: &Identity, scope: Scope) -> Result<Chain, 
     Ok(chain)
 }
 
-/// Whether a failure of a source that `may_be_absent` means "not here": nothing answered at
-/// all (IMDS off Azure), or a CLI that is not signed in.
-pub fn absent(error: &Error) -> bool {
-    match error {
-        Error::IdentityUnreachable { why, .. } => {
-            matches!(why, Transport::Connect(_) | Transport::Dns)
-        }
-        Error::NotSignedIn { .. } => true,
-        _ => false,
-    }
-}
-
 /// The principal a cache entry is for, known without detection or network (the warm path):
 /// the configured identity; with nothing configured, the first environment principal the chain
 /// would find, else the managed identity selector together with the Azure CLI's sign-in (the
@@ -257,89 +245,6 @@ pub fn principal_key(ctx: &Context, identity: &Identity, scope: Scope) -> String
             key.push_str(&value.trim().to_ascii_lowercase());
         }
         key
-    })
-}
-
-/// How long "IMDS did not answer" is remembered, so that later cold `get`s on a machine off
-/// Azure go straight to the next source.
-pub const ABSENT_MEMO: Duration = Duration::from_secs(8 * 3600);
-
-/// The memo file of a source that was not there: `<cache dir>/absent-<source>`, holding when.
-fn memo_path(ctx: &Context, source: &str) -> Option<std::path::PathBuf> {
-    let name: String = source
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_lowercase()
-            } else {
-                '-'
-            }
-        })
-        .collect();
-    Some(ctx.cache_dir.as_ref()?.join(format!("absent-{name}")))
-}
-
-/// Whether `source` was found absent within [`ABSENT_MEMO`].
-pub fn remembered_absent(ctx: &Context, source: &str) -> bool {
-    let Some(path) = memo_path(ctx, source) else {
-        return false;
-    };
-    let Ok(crate::files::Capped::Text(text)) = crate::files::read_capped(&path, 64) else {
-        return false;
-    };
-    let now = ctx.now();
-    text.trim()
-        .parse::<u64>()
-        .is_ok_and(|at| at <= now && now - at < ABSENT_MEMO.as_secs())
-}
-
-/// Remembers that `source` was not there (best effort: the cache is advisory).
-pub fn remember_absent(ctx: &Context, source: &str) {
-    if let Some(path) = memo_path(ctx, source)
-        && path.parent().is_some_and(|d| d.is_dir())
-    {
-        let _ = crate::files::write_atomic(&path, ctx.now().to_string().as_bytes(), 0o600);
-    }
-}
-
-/// A CI service's token request (GitHub Actions' ID token, Azure Pipelines' OIDC token): the
-/// request carries a bearer credential, so it goes over HTTPS only (proxy per `HTTPS_PROXY`),
-/// retried on 429/5xx; any other answer but 200 is explained with `hint`; the body is parsed by
-/// `parse`, which never quotes it.
-pub fn ci_token(
-    ctx: &Context,
-    at: &At,
-    request: &crate::http::Request,
-    hint: &str,
-    parse: fn(&str) -> Result<Secret, String>,
-) -> Result<Secret, Error> {
-    use crate::http;
-    let url = request.url;
-    if !url.to_ascii_lowercase().starts_with("https://") {
-        return Err(at.unusable(format!(
-            "{url} is not https://; refusing to send a CI credential over plain HTTP"
-        )));
-    }
-    let host = url[8..].split(['/', '?']).next().unwrap_or("");
-    let agent = http::remote_agent(&ctx.env, &ctx.log, host)
-        .map_err(|why| at.transport(why, ctx.deadline.budget().as_secs()))?;
-    let (outcome, _) = http::retry(
-        &ctx.deadline,
-        managed::FIRST_RETRY,
-        || http::send(&agent, request, &ctx.deadline, managed::PER_TRY),
-        http::remote_verdict,
-    );
-    let response = outcome.map_err(|why| at.transport(why, ctx.deadline.budget().as_secs()))?;
-    if response.status != 200 {
-        return Err(at.unusable(format!(
-            "the CI token service at {url} answered HTTP {} {}; {hint}",
-            response.status,
-            response.body_excerpt()
-        )));
-    }
-    parse(&response.body).map_err(|why| Error::IdentityResponse {
-        at: Box::new(at.clone()),
-        why,
     })
 }
 

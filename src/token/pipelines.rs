@@ -119,7 +119,7 @@ impl Pipelines {
             ],
             body: Body::Json(""),
         };
-        token::ci_token(
+        token::ci::request(
             ctx,
             at,
             &request,
