@@ -1,17 +1,18 @@
 //! Where AAD access tokens come from: one seam, one list, one file per source.
 //!
 //! Owns: the [`TokenSource`] trait, the [`SOURCES`] list that fixes precedence, the chain rule
-//! ([`detect`]), and the shapes every OAuth-style answer shares ([`parse_token`],
-//! [`oauth_error`]). Each source lives in its own file and is one line in [`SOURCES`]; the
-//! IMDS-shaped GET ([`managed`]) and the Entra ID client-credentials POST ([`entra`]) exist once
-//! and sources configure them.
+//! ([`chain`]), the cache key's principal ([`principal_key`]), and the shapes every OAuth-style
+//! answer shares ([`parse_token`], [`oauth_error`]). Each source lives in its own file and is one
+//! line in [`SOURCES`]; the IMDS-shaped GET ([`managed`]), the Entra ID client-credentials POST
+//! ([`entra`]) and a CI service's token request ([`ci`]) exist once and sources configure them.
 //!
-//! The chain rule: a source's `detect` looks at the environment only. `Ok(None)` means "not
-//! configured here" and the next source is asked; `Err` means "configured, but wrong" and stops
-//! the chain, so a misconfigured source is never masked by falling through to another identity.
-//! Once a source is chosen, its fetch failures are reported as they are — never retried with
-//! the next source, unless nothing was there at all ([`absent`]). The AAD token lives only in memory: nothing here writes it anywhere or puts
-//! it, the Arc key, `IDENTITY_HEADER` or a federated token into an error or a log line.
+//! The chain rule: a source's `detect` looks at the environment only. `Detection::NotHere`
+//! means "not configured here" and the next source is asked; `Err` means "configured, but
+//! wrong" and stops the chain, so a misconfigured source is never masked by falling through to
+//! another identity. Once a source is chosen, its fetch failures are reported as they are —
+//! never retried with the next source, unless nothing was there at all ([`absent`]). The AAD
+//! token lives only in memory: nothing here writes it anywhere or puts it, the Arc key,
+//! `IDENTITY_HEADER` or a federated token into an error or a log line.
 
 pub mod absent;
 pub mod app_service;
