@@ -142,8 +142,8 @@ impl Observer for Quiet {}
 /// A new ACR refresh token for the plan's registry. The sources that are here are found first
 /// (no I/O but local files), so a setup that cannot work sends nothing. Then the token source
 /// and the registry's challenge run at once (each on its own thread), and the exchange goes
-/// over the connection the challenge opened. Only the exchange needs both, so a cold `get` costs about
-/// max(source, challenge) + exchange instead of their sum.
+/// over the connection the challenge opened. Only the exchange needs both, so a cold `get`
+/// costs about max(source, challenge) + exchange instead of their sum.
 ///
 /// The first failure to arrive is the one reported, at once: the other branch is not waited
 /// for (it ends with the process). The observer hears of each step as it completes.
