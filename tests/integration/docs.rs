@@ -362,6 +362,7 @@ fn doctor_uses(w: &World, source: &str) -> crate::support::Out {
 
 #[test]
 fn the_ci_examples_sign_in_as_written() {
+    let _serial = crate::support::serial();
     let ci = std::fs::read_to_string(root().join("docs/ci.md")).unwrap();
     // Each case is installed and wired as the page's first step says.
     assert!(
@@ -487,6 +488,7 @@ fn the_doctor_transcript_shown_is_what_doctor_prints() {
         .nth(1)
         .and_then(|t| t.split("```").next())
         .expect("docs/troubleshooting.md shows a doctor run");
+    let _serial = crate::support::serial();
     let w = installed_world();
     w.get("myreg.azurecr.io").secret();
     let out = w.run(&["doctor", "myreg.azurecr.io"], "", &[]);

@@ -2,7 +2,7 @@
 
 use crate::support::fakes::{self, CORRELATION_ID, TENANT};
 use crate::support::server::Reply;
-use crate::support::{World, bin, full_bin};
+use crate::support::{World, bin, full_bin, serial};
 
 /// A world where the helper is on PATH and Docker routes myreg.azurecr.io to it.
 fn wired() -> World {
@@ -14,14 +14,6 @@ fn wired() -> World {
     let out = w.run(&["configure", "docker", "myreg.azurecr.io"], "", &[]);
     assert_eq!(out.code, Some(0), "{out}");
     w
-}
-
-/// Doctor tests run one at a time: one of them starts a process that looks like a kubelet,
-/// which every doctor on the machine would see.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 fn doctor(w: &World, args: &[&str]) -> crate::support::Out {

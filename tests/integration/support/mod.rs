@@ -32,6 +32,30 @@ pub fn full_bin() -> &'static str {
     }
 }
 
+/// Starts `cmd`. A program a test has just written may be briefly "busy": another test thread
+/// forked while the file was open for writing, and the child holds it until its own `exec`.
+/// Such a start is tried again; any other failure is the test's.
+pub fn spawn(cmd: &mut Command) -> std::process::Child {
+    for _ in 0..50 {
+        match cmd.spawn() {
+            Err(e) if e.kind() == std::io::ErrorKind::ExecutableFileBusy => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            started => return started.unwrap(),
+        }
+    }
+    cmd.spawn().unwrap()
+}
+
+/// Tests whose `doctor` output must be exactly as expected run one at a time: one of them
+/// starts a process that looks like a kubelet, which every doctor on the machine would see.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Held while such a test runs.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 pub const NOT_FOUND: &str = "credentials not found in native keychain";
 
 /// What one run of the helper did. Its `Debug`/`Display` redact every JWT-shaped string.
@@ -257,7 +281,7 @@ impl World {
         for (k, v) in extra {
             cmd.env(k, v);
         }
-        let mut child = cmd.spawn().unwrap();
+        let mut child = spawn(&mut cmd);
         let mut input = child.stdin.take().unwrap();
         let _ = input.write_all(stdin);
         drop(input);
