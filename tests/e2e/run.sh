@@ -414,6 +414,21 @@ check "after docker rmi, a second pull makes no IMDS call and no exchange" bash 
 check "docker push of a new tag through the helper" bash -c "$(declare -f dk); dk tag $IMAGE6 $REG6/e2e/hello:pushed && dk push $REG6/e2e/hello:pushed &&
   skopeo inspect --authfile $work/auth-helper.json docker://$REG/e2e/hello:pushed | grep -q sha256"
 
+# docker build: the CLI asks the helper for every registry it serves (the build may need any of
+# them) and hands those credentials to the engine, which pulls FROM with them. The classic
+# builder, as this engine has no BuildKit client (buildx); no RUN step, so nothing is executed.
+docker_build() {
+  local before
+  mkdir -p "$work/build"
+  printf 'FROM %s\nLABEL e2e=build\n' "$IMAGE6" >"$work/build/Dockerfile"
+  dk rmi "$IMAGE6" >/dev/null 2>&1 || true
+  before=$(wc -l <events.jsonl)
+  DOCKER_BUILDKIT=0 dk build -t "$REG6/e2e/hello:built" "$work/build" || return 1
+  dk image inspect --format '{{json .Config.Labels}}' "$REG6/e2e/hello:built" | grep -q '"e2e":"build"' || return 1
+  tail -n +"$((before + 1))" events.jsonl | grep '"event":"token"' | grep '"grant":"refresh_token"' | grep -q '"refresh_token":"'"$helper6_fp"'"'
+}
+check "docker build pulls FROM through the helper (the CLI passes the helper's credentials to the engine)" docker_build
+
 # credsStore: every registry goes to the helper. ACR pulls work through the engine; a login to
 # a registry the helper does not serve fails visibly instead of losing the password.
 mkdir -p docker-store
