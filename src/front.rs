@@ -68,8 +68,13 @@ pub fn answer(env: Env, request: &[u8]) -> Answer {
 /// was started. Returns only on failure.
 pub fn hand_over(argv0: Option<&OsStr>, args: &[OsString], request: Option<&[u8]>) -> Error {
     let exe = std::env::current_exe().ok();
-    let env = Env::from_process();
-    let Some(own) = own_path(exe, argv0, env.get("PATH")) else {
+    // PATH is looked at only when /proc has no answer.
+    let path_var = exe
+        .is_none()
+        .then(|| std::env::var("PATH").ok())
+        .flatten()
+        .filter(|p| !p.is_empty());
+    let Some(own) = own_path(exe, argv0, path_var.as_deref()) else {
         return Error::Installation(format!(
             "cannot find {FULL_PROGRAM}: this program's own path is unknown (no /proc/self/exe, and {} is not on PATH)",
             argv0.unwrap_or_default().to_string_lossy()
